@@ -1,0 +1,1 @@
+"""Manifests (the seed's JSONL format), datasets, augmentation and corpus preparation."""

@@ -1,0 +1,1 @@
+"""One transcription interface (``Transcriber``) over CTranslate2 and transformers engines."""

@@ -1,0 +1,70 @@
+"""Typed results and options shared by every engine, writer, the server and the GUI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One decoded stretch of audio; times in seconds from the start of the file."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 1.0
+    tokens: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class TranscriptionInfo:
+    language: str
+    language_probability: float
+    duration: float
+
+
+@dataclass
+class TranscribeOptions:
+    """Decoding options; every engine honours those it supports and says which it ignores."""
+
+    language: str | None = None  # Whisper code; None = detect
+    task: str = "transcribe"
+    beam_size: int = 5
+    batch_size: int = 1  # >1: batched long-form decoding
+    vad_filter: bool = False
+    word_timestamps: bool = False
+    timestamps: bool = True
+    initial_prompt: str | None = None
+    hotwords: str | None = None
+    temperature: float | tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    hallucination_guard: bool = True
+    to_simple: bool = False
+    remove_pun: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+class Transcriber(Protocol):
+    """What the CLI, server and GUI rely on."""
+
+    engine: str
+
+    def transcribe(
+        self, audio: np.ndarray, options: TranscribeOptions
+    ) -> tuple[Iterator[Segment], TranscriptionInfo]:
+        """Decode 16 kHz mono float32 ``audio``; segments are yielded as they are decoded."""
+        ...

@@ -1,0 +1,37 @@
+"""Whisper language names and codes: accept "zh", "Chinese" or "chinese" alike."""
+
+from __future__ import annotations
+
+from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
+
+from whisper_tune.errors import WhisperTuneError
+
+TASKS = ("transcribe", "translate")
+
+
+def language_code(language: str | None) -> str | None:
+    """Return the Whisper code ("zh") for a code or English name; None/"auto" means detect."""
+    if language is None:
+        return None
+    key = language.strip().lower()
+    if key in ("", "auto", "none"):
+        return None
+    if key in LANGUAGES:
+        return key
+    if key in TO_LANGUAGE_CODE:
+        return TO_LANGUAGE_CODE[key]
+    raise WhisperTuneError(
+        f"unknown language {language!r}: use a Whisper code such as 'zh' or 'en', "
+        "or a name such as 'Chinese'"
+    )
+
+
+def language_name(code: str) -> str:
+    """English name Whisper uses for ``code`` (e.g. "chinese")."""
+    return LANGUAGES[code]
+
+
+def check_task(task: str) -> str:
+    if task not in TASKS:
+        raise WhisperTuneError(f"unknown task {task!r}: use 'transcribe' or 'translate'")
+    return task

@@ -1,0 +1,95 @@
+"""Resolve a model reference — bundled name, local dir, or hub id — and load it.
+
+One way to load a model everywhere: training, merging, evaluation and inference.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from whisper_tune.errors import ModelError
+
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+
+
+def is_ct2_dir(path: str | Path) -> bool:
+    """A CTranslate2 model directory holds ``model.bin`` next to its ``config.json``."""
+    return (Path(path) / "model.bin").is_file()
+
+
+def is_hf_dir(path: str | Path) -> bool:
+    """A Hugging Face Whisper directory: ``config.json`` with model_type whisper and weights."""
+    directory = Path(path)
+    config = directory / "config.json"
+    if not config.is_file() or not any((directory / f).is_file() for f in HF_WEIGHT_FILES):
+        return False
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("model_type") == "whisper"
+    except (OSError, ValueError):
+        return False
+
+
+def resolve_hf_model(reference: str, local_files_only: bool = False) -> str:
+    """Return something ``from_pretrained`` accepts for ``reference``.
+
+    A bundled name ("tiny.en", "base") is imported once into the cache; a local directory
+    must be a Hugging Face Whisper dir; anything else is taken as a hub id (downloaded by
+    transformers unless ``local_files_only``).
+    """
+    from whisper_tune import zoo
+
+    if reference in zoo.BUNDLED_MODELS:
+        return str(zoo.bundled_hf_dir(reference))
+    path = Path(reference).expanduser()
+    if path.exists():
+        if is_hf_dir(path):
+            return str(path)
+        if is_ct2_dir(path):
+            raise ModelError(
+                f"{path} is a CTranslate2 model; turn it into a Hugging Face model first with "
+                f"'whisper-tune import-ct2 --model_path {path} --output_dir <dir>'"
+            )
+        raise ModelError(
+            f"{path} is not a Whisper model directory (expected config.json with "
+            f"model_type 'whisper' and one of {', '.join(HF_WEIGHT_FILES)})"
+        )
+    if local_files_only or reference.startswith((".", "/", "~")):
+        raise ModelError(
+            f"model {reference!r} not found: not a directory, not a bundled model "
+            f"({', '.join(zoo.BUNDLED_MODELS)})" + (" and --local_files_only is set" if
+                                                     local_files_only else "")
+        )
+    return reference
+
+
+def load_processor(reference: str, local_files_only: bool = False):
+    """The WhisperProcessor (feature extractor + tokenizer) for a resolved reference."""
+    from transformers import WhisperProcessor
+
+    try:
+        return WhisperProcessor.from_pretrained(reference, local_files_only=local_files_only)
+    except OSError as exc:
+        raise ModelError(f"cannot load the processor of {reference!r}: {_first_line(exc)}") from None
+
+
+def load_whisper(reference: str, local_files_only: bool = False, **kwargs):
+    """Load ``WhisperForConditionalGeneration`` from a resolved reference."""
+    from transformers import WhisperForConditionalGeneration
+
+    try:
+        return WhisperForConditionalGeneration.from_pretrained(
+            reference, local_files_only=local_files_only, **kwargs
+        )
+    except OSError as exc:
+        raise ModelError(f"cannot load Whisper model {reference!r}: {_first_line(exc)}") from None
+
+
+def model_name(reference: str) -> str:
+    """Short name for output folders: "openai/whisper-tiny" → "whisper-tiny"."""
+    return Path(reference.rstrip("/")).name
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

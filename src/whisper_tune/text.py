@@ -1,0 +1,87 @@
+"""Text normalisation shared by training, evaluation and inference.
+
+One place decides what "the same transcript" means: punctuation removal, traditional →
+simplified Chinese (OpenCC), Whisper's English normaliser, and CER/WER scoring.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import jiwer
+
+_SPACES = re.compile(r"\s+")
+_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_SPACE_BETWEEN_CJK = re.compile(rf"(?<=[{_CJK}]) (?=[{_CJK}])")
+
+
+def remove_punctuation(text: str) -> str:
+    """Drop every Unicode punctuation/symbol character (ASCII and CJK alike)."""
+    kept = (" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
+    spaced = _SPACES.sub(" ", "".join(kept)).strip()
+    return _SPACE_BETWEEN_CJK.sub("", spaced)
+
+
+@functools.lru_cache(maxsize=1)
+def _opencc_t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → simplified Chinese; other scripts pass through unchanged."""
+    return _opencc_t2s().convert(text)
+
+
+@functools.lru_cache(maxsize=1)
+def _english_normalizer():
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+    return EnglishTextNormalizer({})
+
+
+def normalize_english(text: str) -> str:
+    """Whisper's English normaliser: numbers ("twenty" = "20"), titles ("Dr." = "doctor"),
+    contractions, fillers and punctuation. British/American spelling is not unified."""
+    return _english_normalizer()(text)
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """How to clean a transcript before it is shown or scored."""
+
+    remove_pun: bool = False
+    to_simple: bool = False
+    english_normalizer: bool = False
+
+    def apply(self, text: str) -> str:
+        if self.to_simple:
+            text = to_simplified(text)
+        if self.english_normalizer:
+            text = normalize_english(text)
+        if self.remove_pun:
+            text = remove_punctuation(text)
+        return _SPACES.sub(" ", text).strip()
+
+
+def metric_units(text: str, metric: str) -> list[str]:
+    """Split text into the units a metric counts: characters (no spaces) or words."""
+    if metric == "cer":
+        return [ch for ch in text if not ch.isspace()]
+    if metric == "wer":
+        return text.split()
+    raise ValueError(f"unknown metric {metric!r} (use cer or wer)")
+
+
+def count_errors(reference: list[str], hypothesis: list[str]) -> int:
+    """Substitutions + deletions + insertions between two unit lists (via jiwer)."""
+    if not reference:
+        return len(hypothesis)
+    if not hypothesis:
+        return len(reference)
+    out = jiwer.process_words(" ".join(reference), " ".join(hypothesis))
+    return out.substitutions + out.deletions + out.insertions
