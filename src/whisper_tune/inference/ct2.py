@@ -1,0 +1,145 @@
+"""The CTranslate2 engine: faster-whisper's ``WhisperModel`` (batched when asked)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from whisper_tune.audio import SAMPLE_RATE
+from whisper_tune.errors import ModelError
+from whisper_tune.inference.postprocess import finish_segments
+from whisper_tune.inference.types import Segment, TranscribeOptions, TranscriptionInfo, Word
+from whisper_tune.languages import check_task, language_code
+from whisper_tune.models import is_ct2_dir, is_hf_dir
+
+WINDOW_SECONDS = 30.0
+_VOCABULARY_FILES = ("vocabulary.json", "vocabulary.txt")
+
+
+def check_ct2_dir(path: str | Path) -> Path:
+    """Return ``path`` if it is a complete CTranslate2 Whisper dir, else raise ModelError.
+
+    ``tokenizer.json`` is required: without it faster-whisper downloads one from the hub.
+    """
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise ModelError(f"{directory}: CTranslate2 model directory not found")
+    if not is_ct2_dir(directory) and is_hf_dir(directory):
+        raise ModelError(
+            f"{directory} is a Hugging Face model, not a CTranslate2 one: convert it with "
+            f"'whisper-tune convert --model_path {directory} --output_dir <dir>' "
+            "or use --engine transformers"
+        )
+    missing = [
+        name
+        for name in ("model.bin", "config.json", "tokenizer.json")
+        if not (directory / name).is_file()
+    ]
+    if not any((directory / name).is_file() for name in _VOCABULARY_FILES):
+        missing.append(" or ".join(_VOCABULARY_FILES))
+    if missing:
+        hint = (
+            " (copy it from the Hugging Face model the dir was converted from; "
+            "'whisper-tune convert' does this)"
+            if "tokenizer.json" in missing
+            else ""
+        )
+        raise ModelError(
+            f"{directory} is not a complete CTranslate2 Whisper model: missing "
+            f"{', '.join(missing)}{hint}"
+        )
+    return directory
+
+
+class CT2Transcriber:
+    """A :class:`~whisper_tune.inference.types.Transcriber` over a CTranslate2 model dir."""
+
+    engine = "ct2"
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str = "cpu",
+        compute_type: str = "default",
+        num_workers: int = 1,
+        cpu_threads: int = 0,
+    ) -> None:
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+        self.model_dir = check_ct2_dir(model_dir)
+        try:
+            self.model = WhisperModel(
+                str(self.model_dir),
+                device=device,
+                compute_type=compute_type,
+                num_workers=num_workers,
+                cpu_threads=cpu_threads,
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"cannot load CTranslate2 model {self.model_dir}: {exc}") from None
+        self.batched = BatchedInferencePipeline(self.model)
+        self.timestamp_begin = self.model.hf_tokenizer.token_to_id("<|notimestamps|>") + 1
+
+    @property
+    def is_multilingual(self) -> bool:
+        return self.model.model.is_multilingual
+
+    def transcribe(
+        self, audio: np.ndarray, options: TranscribeOptions
+    ) -> tuple[Iterator[Segment], TranscriptionInfo]:
+        """Decode ``audio``; segments are decoded lazily as the iterator is consumed."""
+        kwargs = dict(
+            language=language_code(options.language),
+            task=check_task(options.task),
+            beam_size=options.beam_size,
+            temperature=list(options.temperature)
+            if isinstance(options.temperature, tuple)
+            else options.temperature,
+            without_timestamps=not options.timestamps,
+            word_timestamps=options.word_timestamps,
+            initial_prompt=options.initial_prompt,
+            hotwords=options.hotwords,
+            vad_filter=options.vad_filter,
+            no_speech_threshold=0.6 if options.hallucination_guard else None,
+            **options.extra,
+        )
+        duration = len(audio) / SAMPLE_RATE
+        if options.batch_size > 1:
+            if not options.vad_filter and duration > WINDOW_SECONDS:
+                # Without VAD, batch fixed 30-second windows.
+                kwargs["clip_timestamps"] = _windows(duration)
+            raw, info = self.batched.transcribe(audio, batch_size=options.batch_size, **kwargs)
+        else:
+            raw, info = self.model.transcribe(audio, **kwargs)
+        segments = (_segment(s) for s in raw)
+        result_info = TranscriptionInfo(
+            language=info.language,
+            language_probability=float(info.language_probability),
+            duration=float(info.duration),
+        )
+        return finish_segments(segments, options, self.timestamp_begin), result_info
+
+
+def _windows(duration: float) -> list[dict[str, float]]:
+    starts = np.arange(0.0, duration, WINDOW_SECONDS)
+    return [{"start": float(s), "end": float(min(s + WINDOW_SECONDS, duration))} for s in starts]
+
+
+def _segment(raw) -> Segment:
+    words = tuple(
+        Word(start=float(w.start), end=float(w.end), word=w.word, probability=float(w.probability))
+        for w in raw.words or ()
+    )
+    return Segment(
+        start=float(raw.start),
+        end=float(raw.end),
+        text=raw.text.strip(),
+        words=words,
+        avg_logprob=float(raw.avg_logprob),
+        no_speech_prob=float(raw.no_speech_prob),
+        compression_ratio=float(raw.compression_ratio),
+        tokens=tuple(raw.tokens),
+    )
