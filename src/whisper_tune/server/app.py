@@ -1,0 +1,72 @@
+"""Build the FastAPI app around a loaded transcriber."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+
+from whisper_tune import __version__
+from whisper_tune.inference.types import Transcriber
+from whisper_tune.server import openai_api, seed_api
+from whisper_tune.server.config import ServerConfig
+from whisper_tune.server.errors import install_error_handlers
+from whisper_tune.server.guard import RequestGuard
+from whisper_tune.server.state import ServerState
+from whisper_tune.server.workers import WorkerPool
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def model_name(model_path: str) -> str:
+    """The id ``/v1/models`` reports: a bundled name as is, a directory by its last part."""
+    path = Path(model_path)
+    return path.name if path.is_dir() else model_path
+
+
+def create_app(config: ServerConfig, transcriber: Transcriber) -> FastAPI:
+    """The whole HTTP surface; workers start and stop with the app's lifespan."""
+    pool = WorkerPool(transcriber, config.num_workers, config.queue_size)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool.start()
+        try:
+            yield
+        finally:
+            pool.stop()
+
+    app = FastAPI(
+        title="whisper-tune server",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.server = ServerState(config, pool, model_name(config.model_path))
+    app.add_middleware(
+        RequestGuard, max_bytes=config.max_upload_bytes, read_timeout=config.request_timeout
+    )
+    install_error_handlers(app)
+    app.include_router(seed_api.router)
+    app.include_router(openai_api.router)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/health")
+    async def health() -> dict:
+        state: ServerState = app.state.server
+        return {
+            "status": "ok",
+            "model": state.model_name,
+            "engine": transcriber.engine,
+            "auth": config.api_key is not None,
+            **pool.stats(),
+        }
+
+    return app

@@ -1,0 +1,53 @@
+"""Everything the server needs to know, gathered in one dataclass (filled by the CLI)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from whisper_tune.errors import WhisperTuneError
+
+API_KEY_ENV = "WHISPER_TUNE_API_KEY"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Model, worker and hardening settings of one server process."""
+
+    model_path: str = "tiny.en"
+    host: str = "127.0.0.1"
+    port: int = 5000
+    num_workers: int = 2
+    use_gpu: bool = False
+    use_int8: bool = False
+    beam_size: int = 5
+    vad_filter: bool = False
+    local_files_only: bool = True
+    api_key: str | None = None
+    max_upload_mb: float = 25.0
+    queue_size: int = 8
+    request_timeout: float = 300.0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "port": 0 <= self.port <= 65535,
+            "num_workers": self.num_workers >= 1,
+            "beam_size": self.beam_size >= 1,
+            "max_upload_mb": self.max_upload_mb > 0,
+            "queue_size": self.queue_size >= 0,
+            "request_timeout": self.request_timeout > 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            values = ", ".join(f"--{name} {getattr(self, name)}" for name in bad)
+            raise WhisperTuneError(f"out of range: {values}")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+def api_key_from_env(explicit: str | None) -> str | None:
+    """The ``--api_key`` flag wins; else ``WHISPER_TUNE_API_KEY``; empty means no key."""
+    key = explicit if explicit is not None else os.environ.get(API_KEY_ENV)
+    return key or None

@@ -1,0 +1,123 @@
+"""OpenAI-compatible endpoints: ``/v1/audio/transcriptions``, ``/v1/audio/translations``
+and ``/v1/models``, so the official ``openai`` SDK works with ``base_url`` set here."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from whisper_tune.inference.postprocess import join_text
+from whisper_tune.inference.types import Segment, TranscriptionInfo
+from whisper_tune.server import transcription
+from whisper_tune.server.errors import ApiError, error_body
+from whisper_tune.server.forms import Upload, read_upload
+from whisper_tune.server.state import require_api_key, server_state
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+GRANULARITIES = ("segment", "word")
+
+
+@router.get("/models")
+async def models(request: Request) -> dict:
+    name = server_state(request).model_name
+    return {
+        "object": "list",
+        "data": [{"id": name, "object": "model", "created": 0, "owned_by": "whisper-tune"}],
+    }
+
+
+@router.post("/audio/transcriptions")
+async def transcriptions(request: Request) -> Response:
+    return await _handle(request, "transcribe")
+
+
+@router.post("/audio/translations")
+async def translations(request: Request) -> Response:
+    return await _handle(request, "translate")
+
+
+async def _handle(request: Request, task: str) -> Response:
+    """Validate OpenAI's fields (``model`` is accepted and ignored: one model is served)."""
+    state = server_state(request)
+    upload = await read_upload(request, "file")
+    response_format = upload.choice("response_format", RESPONSE_FORMATS, "json")
+    granularities = upload.choices(
+        ("timestamp_granularities[]", "timestamp_granularities"), GRANULARITIES
+    )
+    stream = upload.flag("stream", False)
+    options = state.options(
+        language=upload.language("language"),
+        task=task,
+        initial_prompt=upload.text("prompt"),
+        word_timestamps="word" in granularities,
+        to_simple=upload.flag("to_simple", False),
+        remove_pun=upload.flag("remove_pun", False),
+        **_temperature(upload),
+    )
+    run = await transcription.start(state.pool, upload.audio, options, state.config.request_timeout)
+    if stream:
+        return _event_stream(request, run)
+    segments = await run.collect()
+    return _render(response_format, segments, run.info, task, granularities)
+
+
+def _temperature(upload: Upload) -> dict:
+    """OpenAI's rule: 0 (or absent) lets the decoder raise it on failure; else fixed."""
+    value = upload.number("temperature", 0.0, 1.0)
+    return {} if not value else {"temperature": value}
+
+
+def _render(
+    response_format: str,
+    segments: list[Segment],
+    info: TranscriptionInfo,
+    task: str,
+    granularities: list[str],
+) -> Response:
+    text = join_text(segments, info.language)
+    if response_format == "text":
+        return PlainTextResponse(text + "\n")
+    return JSONResponse(
+        {"text": text, "usage": {"type": "duration", "seconds": math.ceil(info.duration)}}
+    )
+
+
+def _event_stream(request: Request, run: transcription.Transcription) -> StreamingResponse:
+    """Server-sent events in OpenAI's shape: ``transcript.text.delta`` per segment (with the
+    segment's ``start``/``end`` as extra fields), then ``transcript.text.done``."""
+
+    async def events() -> AsyncIterator[str]:
+        segments: list[Segment] = []
+        sent = ""
+        try:
+            async for segment in run.segments():
+                segments.append(segment)
+                text = join_text(segments, run.info.language)
+                delta, sent = text[len(sent) :], text
+                yield _sse(
+                    {
+                        "type": "transcript.text.delta",
+                        "delta": delta,
+                        "start": segment.start,
+                        "end": segment.end,
+                    }
+                )
+            yield _sse({"type": "transcript.text.done", "text": sent})
+        except ApiError as exc:  # a failure after the first event: report it in-band
+            yield _sse(error_body(request.url.path, exc))
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(payload: dict) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"

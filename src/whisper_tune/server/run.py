@@ -1,0 +1,32 @@
+"""``whisper-tune serve``: load the model once, then serve it with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+from whisper_tune.inference import load_transcriber
+from whisper_tune.server.app import create_app
+from whisper_tune.server.config import ServerConfig
+
+log = logging.getLogger("whisper_tune.server")
+
+
+def serve(config: ServerConfig) -> None:
+    """Load ``config.model_path`` (a ModelError stops here, before binding) and serve it."""
+    import uvicorn
+
+    transcriber = load_transcriber(
+        config.model_path,
+        device="cuda" if config.use_gpu else "cpu",
+        use_int8=config.use_int8,
+        num_workers=config.num_workers,
+        local_files_only=config.local_files_only,
+    )
+    app = create_app(config, transcriber)
+    if config.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "listening on %s: reachable from other machines%s",
+            config.host,
+            "" if config.api_key else " and no API key is set",
+        )
+    uvicorn.run(app, host=config.host, port=config.port, log_level="info")

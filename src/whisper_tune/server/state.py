@@ -1,0 +1,47 @@
+"""What request handlers share: the config, the worker pool and the served model's name."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from whisper_tune.inference.types import TranscribeOptions
+from whisper_tune.server.config import ServerConfig
+from whisper_tune.server.errors import ApiError
+from whisper_tune.server.workers import WorkerPool
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    pool: WorkerPool
+    model_name: str
+
+    def options(self, **overrides) -> TranscribeOptions:
+        """Decoding options: the server's beam size and VAD setting plus the request's own."""
+        return TranscribeOptions(
+            beam_size=self.config.beam_size, vad_filter=self.config.vad_filter, **overrides
+        )
+
+
+def server_state(request: Request) -> ServerState:
+    return request.app.state.server
+
+
+def require_api_key(request: Request) -> None:
+    """With ``--api_key`` set, demand it as ``Authorization: Bearer <key>`` or ``X-API-Key``."""
+    expected = server_state(request).config.api_key
+    if expected is None:
+        return
+    given = request.headers.get("x-api-key", "")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        given = token.strip()
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(
+            401,
+            "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
