@@ -4,10 +4,59 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # --- tiny random Whisper models (owned by the import-ct2 work) ---------------------------
+
+
+def _save_tiny_random_whisper(directory, bundled_name: str):
+    """A randomly initialised Whisper (d_model 64, 2+2 layers) with the real tokenizer,
+    generation config and processor of a bundled model, saved for ``from_pretrained``."""
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
+    from whisper_tune import zoo
+    from whisper_tune.convert.whisper_assets import (
+        WhisperDims,
+        build_whisper_parts,
+        read_ct2_config,
+    )
+
+    files = zoo.bundled_files_dir(bundled_name)
+    n_vocab = 51864 if bundled_name.endswith(".en") else 51865
+    dims = WhisperDims(
+        n_mels=80,
+        n_vocab=n_vocab,
+        d_model=64,
+        encoder_layers=2,
+        encoder_heads=4,
+        decoder_layers=2,
+        decoder_heads=4,
+        ffn_dim=128,
+    )
+    config, generation, processor = build_whisper_parts(files, read_ct2_config(files), dims)
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = generation
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_en(tmp_path_factory):
+    """Path to a tiny random English-only Whisper dir (tiny.en's tokenizer, vocab 51864)."""
+    return _save_tiny_random_whisper(tmp_path_factory.mktemp("tiny_whisper_en"), "tiny.en")
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_multi(tmp_path_factory):
+    """Path to a tiny random multilingual Whisper dir (base's tokenizer, vocab 51865)."""
+    return _save_tiny_random_whisper(tmp_path_factory.mktemp("tiny_whisper_multi"), "base")
+
 
 # --- synthetic speech (owned by the synthesis work) --------------------------------------

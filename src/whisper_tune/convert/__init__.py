@@ -1,0 +1,1 @@
+"""Conversions between Whisper formats: CTranslate2 → Hugging Face (import-ct2)."""
