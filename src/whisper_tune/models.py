@@ -63,6 +63,50 @@ def resolve_hf_model(reference: str, local_files_only: bool = False) -> str:
     return reference
 
 
+CT2_REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
+
+
+def resolve_ct2_model(reference: str, local_files_only: bool = False) -> str:
+    """Return a CTranslate2 Whisper directory for ``reference``.
+
+    A bundled name ("tiny.en", "base") gives its bundled directory; a local directory must
+    hold a complete CTranslate2 model; anything else is a faster-whisper size name ("small")
+    or hub id ("Systran/faster-whisper-small"), downloaded unless ``local_files_only``.
+    """
+    from whisper_tune import zoo
+
+    if reference in zoo.BUNDLED_MODELS:
+        return str(zoo.bundled_ct2_dir(reference))
+    path = Path(reference).expanduser()
+    if path.exists():
+        if is_hf_dir(path) and not is_ct2_dir(path):
+            raise ModelError(
+                f"{path} is a Hugging Face model; make a CTranslate2 copy first with "
+                f"'whisper-tune convert --model_path {path} --output_dir <dir>'"
+            )
+        if not path.is_dir():
+            raise ModelError(f"{path} is not a model directory")
+        missing = [name for name in CT2_REQUIRED_FILES if not (path / name).is_file()]
+        if not any((path / f"vocabulary.{ext}").is_file() for ext in ("txt", "json")):
+            missing.append("vocabulary.txt")
+        if missing:
+            raise ModelError(
+                f"{path} is not a complete CTranslate2 Whisper model: missing {', '.join(missing)}"
+            )
+        return str(path)
+    if reference.startswith((".", "/", "~")):
+        raise ModelError(f"model directory {reference!r} not found")
+    from faster_whisper.utils import download_model
+
+    try:
+        return download_model(reference, local_files_only=local_files_only)
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"model {reference!r} is not a directory, not a bundled model "
+            f"({', '.join(zoo.BUNDLED_MODELS)}) and could not be fetched: {_first_line(exc)}"
+        ) from None
+
+
 def load_processor(reference: str, local_files_only: bool = False):
     """The WhisperProcessor (feature extractor + tokenizer) for a resolved reference."""
     from transformers import WhisperProcessor
