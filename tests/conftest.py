@@ -60,3 +60,48 @@ def tiny_whisper_multi(tmp_path_factory):
 
 
 # --- synthetic speech (owned by the synthesis work) --------------------------------------
+
+
+# --- HTTP server (owned by the server work) ----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_en_transcriber():
+    """The bundled tiny.en CTranslate2 model behind the Transcriber interface (2 workers)."""
+    from whisper_tune.inference import load_transcriber
+
+    return load_transcriber("tiny.en", num_workers=2)
+
+
+@pytest.fixture(scope="session")
+def serve_app():
+    """``serve_app(app) -> base URL``: run ``app`` with uvicorn on a free 127.0.0.1 port in a
+    thread; every server started this way stops at the end of the session."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    running = []
+
+    def start(app) -> str:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(timeout=30)

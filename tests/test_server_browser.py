@@ -1,0 +1,73 @@
+"""The web page in Debian's chromium driven by Playwright: upload a file, watch the
+transcript stream in, download it as SRT, and keep a screenshot."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from whisper_tune.server import ServerConfig, create_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def english_clip(tmp_path_factory):
+    from whisper_tune.synth import synthesize_to_file
+
+    return synthesize_to_file(
+        tmp_path_factory.mktemp("clip") / "fox.wav",
+        "The quick brown fox jumps over the lazy dog. It was a sunny day in the park.",
+        seed=1,
+    )
+
+
+def test_page_uploads_a_file_and_streams_the_transcript(
+    serve_app, tiny_en_transcriber, english_clip, tmp_path
+):
+    from playwright.sync_api import sync_playwright
+
+    url = serve_app(create_app(ServerConfig(), tiny_en_transcriber))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            page.goto(f"{url}/")
+            assert page.is_disabled("#go")
+            page.set_input_files("#file", str(english_clip))
+            page.select_option("#language", "en")
+            page.click("#go")
+            page.wait_for_function(
+                "document.getElementById('status').textContent.startsWith('done')",
+                timeout=120_000,
+            )
+            transcript = page.inner_text("#transcript").lower()
+            assert all(word in transcript for word in ("quick", "brown", "fox", "sunny"))
+            assert "[00:00:00.000 → " in page.inner_text("#transcript")
+            with page.expect_download() as download:
+                page.click("#save_srt")
+            srt = Path(download.value.path()).read_text(encoding="utf-8")
+            assert download.value.suggested_filename == "fox.srt"
+            assert srt.startswith("1\n00:00:00,000 --> ") and "fox" in srt.lower()
+            screenshot = tmp_path / "server_page.png"
+            page.screenshot(path=str(screenshot), full_page=True)
+            assert screenshot.stat().st_size > 10_000
+            print(f"\nscreenshot: {screenshot}")
+        finally:
+            browser.close()
