@@ -62,6 +62,21 @@ def tiny_whisper_multi(tmp_path_factory):
 # --- synthetic speech (owned by the synthesis work) --------------------------------------
 
 
+# --- data preparation (owned by the prepare work) ----------------------------------------
+
+
+@pytest.fixture
+def tone():
+    """``tone(seconds, freq=440.0)``: a 16 kHz float32 sine wave at amplitude 0.3."""
+    import numpy as np
+
+    def make(seconds: float, freq: float = 440.0):
+        t = np.arange(int(round(seconds * 16000))) / 16000
+        return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+    return make
+
+
 # --- HTTP server (owned by the server work) ----------------------------------------------
 
 

@@ -91,7 +91,7 @@ def _extract_speakers(wav_dir: Path, report: PrepareReport) -> None:
     archives = sorted(wav_dir.glob("*.tar.gz"))
     pending = [a for a in archives if not _speaker_marker(a).exists()]
     for archive in tqdm(pending, desc="extract speakers", unit="archive", disable=not pending):
-        extract_tar(archive, wav_dir)
+        extract_tar(archive, wav_dir, progress=False)
         _speaker_marker(archive).touch()
     if archives:
         report.notes.append(

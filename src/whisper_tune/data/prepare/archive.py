@@ -11,14 +11,15 @@ from tqdm import tqdm
 from whisper_tune.errors import WhisperTuneError
 
 
-def extract_tar(archive: Path, target_dir: Path, desc: str | None = None) -> list[str]:
+def extract_tar(archive: Path, target_dir: Path, progress: bool = True) -> list[str]:
     """Extract ``archive`` into ``target_dir`` and return the top-level names it held.
 
-    The archive is only read. Members are extracted into a hidden temporary folder first and
-    then moved into place, merging with folders that already exist (the per-speaker AIShell
-    archives all hold ``train/``, ``dev/`` or ``test/``), so an interrupted run never leaves a
-    half-written file under its final name. Absolute paths, ``..`` components, links and
-    device files are refused with a WhisperTuneError naming the member.
+    The archive is only read, front to back in one pass. Members are extracted into a hidden
+    temporary folder first and then moved into place, merging with folders that already
+    exist (the per-speaker AIShell archives all hold ``train/``, ``dev/`` or ``test/``), so an
+    interrupted run never leaves a half-written file under its final name. Absolute paths,
+    ``..`` components, links and device files are refused with a WhisperTuneError naming
+    the member.
     """
     if not archive.is_file():
         raise WhisperTuneError(f"{archive}: archive not found")
@@ -27,26 +28,42 @@ def extract_tar(archive: Path, target_dir: Path, desc: str | None = None) -> lis
     if staging.exists():
         shutil.rmtree(staging)  # left by an interrupted run of ours
     staging.mkdir()
+    tops: set[str] = set()
     try:
-        with _open(archive) as tar:
-            members = [_checked(archive, member) for member in tar]
-            total = sum(member.size for member in members)
-            with tqdm(
-                total=total,
-                desc=desc or f"extract {archive.name}",
+        with (
+            archive.open("rb") as raw,
+            tqdm(
+                total=archive.stat().st_size,
+                desc=f"extract {archive.name}",
                 unit="B",
                 unit_scale=True,
-                leave=False,
-            ) as progress:
-                for member in members:
-                    tar.extract(member, staging, **_FILTER)
-                    progress.update(member.size)
-        tops = sorted({PurePosixPath(member.name).parts[0] for member in members})
-        for top in tops:
+                disable=not progress,
+            ) as bar,
+        ):
+            try:
+                with tarfile.open(fileobj=_Counted(raw, bar), mode="r|*") as tar:
+                    for member in tar:
+                        tar.extract(_checked(archive, member), staging, **_FILTER)
+                        tops.add(PurePosixPath(member.name).parts[0])
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                raise WhisperTuneError(f"{archive}: cannot extract ({exc})") from None
+        for top in sorted(tops):
             _move_merging(staging / top, target_dir / top)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return tops
+    return sorted(tops)
+
+
+class _Counted:
+    """A read-only file wrapper that advances a progress bar by the bytes read."""
+
+    def __init__(self, raw, bar: tqdm):
+        self.raw, self.bar = raw, bar
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.bar.update(len(data))
+        return data
 
 
 def _move_merging(source: Path, target: Path) -> None:
@@ -61,13 +78,6 @@ def _move_merging(source: Path, target: Path) -> None:
 
 
 _FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-
-
-def _open(archive: Path) -> tarfile.TarFile:
-    try:
-        return tarfile.open(archive, mode="r:*")
-    except (tarfile.TarError, OSError) as exc:
-        raise WhisperTuneError(f"{archive}: not a readable tar archive ({exc})") from None
 
 
 def _checked(archive: Path, member: tarfile.TarInfo) -> tarfile.TarInfo:
