@@ -176,6 +176,20 @@ def test_sdk_sees_field_errors(sdk, english_clip):
     assert caught.value.body["param"] == "temperature"
 
 
+def test_stalled_upload_is_408(serve_app, tiny_en_transcriber):
+    url = serve_app(create_app(ServerConfig(request_timeout=1), tiny_en_transcriber))
+    port = urlsplit(url).port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /recognition HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000\r\n\r\n"
+            b"--b\r\n"
+        )
+        reply = sock.recv(4096)  # the server gives up after 1 s without more bytes
+    assert reply.startswith(b"HTTP/1.1 408 ")
+    assert b"did not arrive within 1 s" in reply
+
+
 # --- fuzz -------------------------------------------------------------------------------------
 
 PATHS = (

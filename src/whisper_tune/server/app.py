@@ -43,8 +43,9 @@ def create_app(config: ServerConfig, transcriber: Transcriber) -> FastAPI:
         title="whisper-tune server",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # the forms are parsed by hand, so a generated schema would be empty
         redoc_url=None,
+        openapi_url=None,
     )
     app.state.server = ServerState(config, pool, model_name(config.model_path))
     app.add_middleware(
