@@ -11,7 +11,7 @@ import pytest
 from whisper_tune.audio import load_audio, write_wav
 from whisper_tune.cli import main
 from whisper_tune.data.manifest import read_manifest
-from whisper_tune.data.prepare.sharding import unshard, write_shards
+from whisper_tune.data.prepare.sharding import write_shards
 from whisper_tune.data.shards import is_sharded_corpus, iter_shard_samples, read_shard_index
 from whisper_tune.errors import WhisperTuneError
 
