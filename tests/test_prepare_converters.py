@@ -145,12 +145,12 @@ def test_commonvoice(tmp_path, tone):
     assert lines[0]["duration"] == 1.0
     assert lines[2]["duration"] == pytest.approx(2.0, abs=0.06)
 
-    (release / "clips" / "common_voice_zh-CN_1.mp3").unlink()
+    (release / "clips" / "common_voice_zh-CN_0.mp3").unlink()  # listed in clip_durations.tsv
     report = prepare_commonvoice(
         [release / "train.tsv"], annotation_dir=tmp_path / "out", language="yue", overwrite=True
     )
     assert report.outputs[str(tmp_path / "out" / "train.jsonl")] == 2
-    assert "common_voice_zh-CN_1.mp3: audio file not found" in report.summary()
+    assert "common_voice_zh-CN_0.mp3: audio file not found" in report.summary()
     assert {r["language"] for r in records(tmp_path / "out" / "train.jsonl")} == {"yue"}
 
 

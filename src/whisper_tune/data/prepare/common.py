@@ -40,10 +40,16 @@ class PrepareReport:
 def with_durations(
     utterances: Iterable[Utterance], report: PrepareReport, desc: str
 ) -> list[Utterance]:
-    """Fill in missing durations from the audio headers; unreadable audio goes to ``report``."""
+    """Fill in missing durations from the audio headers; missing or unreadable audio is left
+    out and listed in ``report``."""
     items = list(utterances)
     done = []
     for utterance in tqdm(items, desc=desc, unit="file", disable=not items):
+        if not Path(utterance.audio_path).is_file():
+            report.problems.append(
+                f"{utterance.source}: {utterance.audio_path}: audio file not found"
+            )
+            continue
         if utterance.duration is None:
             try:
                 seconds = audio_duration(utterance.audio_path)
