@@ -138,7 +138,7 @@ def write_shards(
     samples = sum(count for count, _ in stats.values())
     report.outputs[str(out / INDEX_NAME)] = samples
     report.notes.append(
-        f"{shard_count} shards, {sum(s for _, s in stats.values()) / 3600:.2f} hours"
+        f"{shard_count} shards, {sum(s for _, s in stats.values()) / 3600:.3f} hours"
         + (f" ({len(done)} already written)" if done else "")
     )
     return report
@@ -256,11 +256,12 @@ class _ShardWriter:
             end_time=None,
             duration=seconds,
         ).to_json()
-        record["origin"] = {
+        origin = {
             "path": utterance.audio_path,
             "start_time": utterance.start_time,
             "end_time": utterance.end_time,
         }
+        record["origin"] = {k: v for k, v in origin.items() if v is not None}
         self._member(f"{key}.json", json.dumps(record, ensure_ascii=False).encode("utf-8"))
         self._member(f"{key}.{self.audio_format}", encode_audio(audio, self.audio_format))
         self.samples += 1
