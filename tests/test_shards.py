@@ -96,6 +96,7 @@ def test_streaming_order_partitions_and_epochs(corpus):
         assert sorted(sum(parts, [])) == everything
     exact = order(rank=1, world_size=2, num_samples=7)
     assert len(exact) == 7  # the rank's part holds fewer: it goes on into the next epoch
+    assert order(num_samples=0) == []
     kept = [u.duration for u, _ in iter_shard_samples(shards, min_audio_len=0.9, max_audio_len=1.2)]
     assert sorted(kept) == [1.0] * 5
     for utterance, audio in iter_shard_samples(shards):
@@ -110,8 +111,12 @@ def test_dataloader_workers_each_read_their_own_part(corpus):
     _, shards = corpus
 
     class Stream(torch.utils.data.IterableDataset):
-        def __iter__(self):
-            for utterance, audio in iter_shard_samples(shards, shuffle_buffer=2, seed=5):
+        def __iter__(self):  # each worker is one reader
+            worker = torch.utils.data.get_worker_info()
+            samples = iter_shard_samples(
+                shards, shuffle_buffer=2, seed=5, rank=worker.id, world_size=worker.num_workers
+            )
+            for utterance, audio in samples:
                 yield utterance.sentence, len(audio)
 
     loader = torch.utils.data.DataLoader(Stream(), batch_size=None, num_workers=2)

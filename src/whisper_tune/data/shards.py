@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -108,37 +107,37 @@ def iter_shard_samples(
     """Stream ``(utterance, 16 kHz float32 audio)`` from a sharded corpus.
 
     Memory stays bounded by ``shuffle_buffer`` encoded samples. Shard order is shuffled per
-    ``(seed, epoch)`` identically on every rank; each rank (and each DataLoader worker inside
-    it) then reads its own shards, or, when there are fewer shards than readers, every
-    reader keeps its own share of the samples. ``num_samples`` makes this rank yield exactly
-    that many samples (going on into the next epochs' order when its part runs out), so all
-    ranks take the same number of steps; ``None`` reads this rank's part once. Utterances
-    outside ``[min_audio_len, max_audio_len]`` are skipped before decoding.
+    ``(seed, epoch)`` identically for every reader; reader ``rank`` of ``world_size`` then
+    reads its own shards, or, when there are fewer shards than readers, keeps its own share
+    of every shard's samples, so the readers together see each sample once per epoch. Inside
+    DataLoader workers, make each worker a reader: ``rank = process_rank * num_workers +
+    worker_id`` and ``world_size = processes * num_workers``. ``num_samples`` makes the reader
+    yield exactly that many samples (going on into the next epochs' order when its part runs
+    out), so all readers take the same number of steps; ``None`` reads its part once.
+    Utterances outside ``[min_audio_len, max_audio_len]`` are skipped before decoding.
     """
     if not 0 <= rank < world_size:
         raise WhisperTuneError(f"rank {rank} is outside world_size {world_size}")
     index = read_shard_index(shards)
-    part, parts, worker, workers = _partition(rank, world_size)
-    quota = None
-    if num_samples is not None:
-        quota = num_samples // workers + (worker < num_samples % workers)
-    rng = np.random.default_rng([seed, epoch, part])
+    if num_samples is not None and num_samples <= 0:
+        return
+    rng = np.random.default_rng([seed, epoch, rank])
     yielded = 0
-    for pass_epoch in _epochs(epoch, quota is not None):
+    for pass_epoch in _epochs(epoch, num_samples is not None):
         raw = _filtered(
-            _reader_samples(index, part, parts, seed, pass_epoch), min_audio_len, max_audio_len
+            _reader_samples(index, rank, world_size, seed, pass_epoch), min_audio_len, max_audio_len
         )
         seen = 0
         for utterance, data in _shuffled(raw, shuffle_buffer, rng):
             seen += 1
             yield utterance, load_audio(data)
             yielded += 1
-            if quota is not None and yielded >= quota:
+            if num_samples is not None and yielded >= num_samples:
                 return
         if seen == 0:
-            if quota:
+            if num_samples:
                 raise WhisperTuneError(
-                    f"{index.root}: reader {part} of {parts} has no samples to yield"
+                    f"{index.root}: reader {rank} of {world_size} has no samples to yield"
                 )
             return
 
@@ -148,16 +147,6 @@ def _epochs(first: int, repeat: bool) -> Iterator[int]:
     while repeat:
         first += 1
         yield first
-
-
-def _partition(rank: int, world_size: int) -> tuple[int, int, int, int]:
-    """``(part, parts, worker, workers)``: this reader among all ranks × DataLoader workers."""
-    worker, workers = 0, 1
-    if "torch" in sys.modules:
-        info = sys.modules["torch"].utils.data.get_worker_info()
-        if info is not None:
-            worker, workers = info.id, info.num_workers
-    return rank * workers + worker, world_size * workers, worker, workers
 
 
 def _reader_samples(
