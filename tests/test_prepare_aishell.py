@@ -109,6 +109,9 @@ def test_aishell_rerun_skips_and_options(aishell_archive, tmp_path):
     prepare_aishell(aishell_archive, target, annotations)
     wav = next((target / "data_aishell" / "wav" / "train").rglob("*.wav"))
     stamp = wav.stat().st_mtime_ns
+    wav_dir = target / "data_aishell" / "wav"
+    assert not list(wav_dir.glob("*.tar.gz"))  # our own unpacked copies are not kept
+    assert len(list(wav_dir.glob(".*.extracted"))) == 4
 
     again = prepare_aishell(aishell_archive, target, annotations)
     assert sorted(Path(p).name for p in again.skipped) == ["dev.jsonl", "test.jsonl", "train.jsonl"]
@@ -128,6 +131,20 @@ def test_aishell_rerun_skips_and_options(aishell_archive, tmp_path):
     assert first["sentences"] == [
         {"start": 0.0, "end": first["duration"], "text": first["sentence"]}
     ]
+
+
+def test_aishell_keeps_archives_of_a_folder_the_user_extracted(aishell_archive, tmp_path):
+    import shutil
+
+    with tarfile.open(aishell_archive) as tar:
+        tar.extractall(tmp_path / "mine", filter="data")
+    speaker_archives = sorted((tmp_path / "mine" / "data_aishell" / "wav").glob("*.tar.gz"))
+    report = prepare_aishell(None, tmp_path / "mine", tmp_path / "lists")
+    assert report.outputs[str(tmp_path / "lists" / "train.jsonl")] == 4
+    assert all(path.is_file() for path in speaker_archives)
+    shutil.rmtree(tmp_path / "mine" / "data_aishell" / "wav" / "train")
+    with pytest.raises(WhisperTuneError, match="train: folder not found"):
+        prepare_aishell(None, tmp_path / "mine", tmp_path / "lists", overwrite=True)
 
 
 def test_aishell_refuses_path_traversal(tmp_path):

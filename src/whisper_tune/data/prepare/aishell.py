@@ -88,11 +88,21 @@ def _extract_corpus(
 
 
 def _extract_speakers(wav_dir: Path, report: PrepareReport) -> None:
+    """Unpack each per-speaker archive once (a marker file records it).
+
+    Archives this tool unpacked from the user's ``data_aishell.tgz`` are removed once
+    extracted (the user's archive still holds them), saving the corpus' size in disk space;
+    archives in a folder the user extracted themselves are left alone.
+    """
+    ours = (wav_dir.parent / _EXTRACTED).exists()
     archives = sorted(wav_dir.glob("*.tar.gz"))
     pending = [a for a in archives if not _speaker_marker(a).exists()]
     for archive in tqdm(pending, desc="extract speakers", unit="archive", disable=not pending):
         extract_tar(archive, wav_dir, progress=False)
         _speaker_marker(archive).touch()
+    if ours:
+        for archive in archives:
+            archive.unlink()
     if archives:
         report.notes.append(
             f"{len(pending)} speaker archives extracted, "
