@@ -57,8 +57,8 @@ def resolve_hf_model(reference: str, local_files_only: bool = False) -> str:
     if local_files_only or reference.startswith((".", "/", "~")):
         raise ModelError(
             f"model {reference!r} not found: not a directory, not a bundled model "
-            f"({', '.join(zoo.BUNDLED_MODELS)})" + (" and --local_files_only is set" if
-                                                     local_files_only else "")
+            f"({', '.join(zoo.BUNDLED_MODELS)})"
+            + (" and --local_files_only is set" if local_files_only else "")
         )
     return reference
 
@@ -114,7 +114,9 @@ def load_processor(reference: str, local_files_only: bool = False):
     try:
         return WhisperProcessor.from_pretrained(reference, local_files_only=local_files_only)
     except OSError as exc:
-        raise ModelError(f"cannot load the processor of {reference!r}: {_first_line(exc)}") from None
+        raise ModelError(
+            f"cannot load the processor of {reference!r}: {_first_line(exc)}"
+        ) from None
 
 
 def load_whisper(reference: str, local_files_only: bool = False, **kwargs):
@@ -130,7 +132,12 @@ def load_whisper(reference: str, local_files_only: bool = False, **kwargs):
 
 
 def model_name(reference: str) -> str:
-    """Short name for output folders: "openai/whisper-tiny" → "whisper-tiny"."""
+    """Short name for output folders: "openai/whisper-tiny" → "whisper-tiny",
+    bundled "tiny.en" → "whisper-tiny.en"."""
+    from whisper_tune import zoo
+
+    if reference in zoo.BUNDLED_MODELS:
+        return f"whisper-{reference}"
     return Path(reference.rstrip("/")).name
 
 

@@ -1,0 +1,168 @@
+"""Training and evaluation datasets: audio → log-mel features, utterance → decoder targets.
+
+Audio that fails to decode inside a DataLoader worker does not crash the worker: the sample
+comes back marked bad with the manifest line, and the collator either raises one clear
+ManifestError in the main process or, with ``skip_bad``, drops it and counts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from whisper_tune.audio import SAMPLE_RATE, load_audio
+from whisper_tune.data.manifest import Utterance
+from whisper_tune.data.targets import TargetBuilder
+from whisper_tune.errors import ManifestError, WhisperTuneError
+
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+@dataclass
+class SampleMaker:
+    """Everything needed to turn (utterance, audio) into a model input dict."""
+
+    feature_extractor: object
+    targets: TargetBuilder
+    timestamps: bool = False
+    timestamp_ratio: float = 0.5
+    augment: Augment | None = None
+    seed: int = 0
+
+    def __call__(self, utterance: Utterance, audio: np.ndarray, index: int) -> dict:
+        rng = np.random.default_rng((self.seed, index))
+        if self.augment is not None:
+            audio = self.augment(audio, rng)
+        seconds = len(audio) / SAMPLE_RATE
+        use_timestamps = self.timestamps and rng.random() < self.timestamp_ratio
+        target = self.targets.build(utterance, use_timestamps, seconds)
+        features = self.feature_extractor(
+            audio, sampling_rate=SAMPLE_RATE, return_tensors="np"
+        ).input_features[0]
+        return {
+            "input_features": features,
+            "decoder_input_ids": target.decoder_input_ids,
+            "labels": target.labels,
+        }
+
+
+def bad_sample(utterance: Utterance, error: Exception) -> dict:
+    return {"bad": f"{utterance.source}: {error}"}
+
+
+class ManifestDataset(torch.utils.data.Dataset):
+    """Map-style dataset over validated manifest utterances.
+
+    ``make_sample(utterance, audio, index)`` builds the sample dict (a SampleMaker for
+    training; evaluation passes one that only extracts features).
+    """
+
+    def __init__(
+        self,
+        utterances: Sequence[Utterance],
+        make_sample: Callable[[Utterance, np.ndarray, int], dict],
+    ) -> None:
+        self.utterances = list(utterances)
+        self.make_sample = make_sample
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, index: int) -> dict:
+        utterance = self.utterances[index]
+        try:
+            audio = load_audio(utterance.audio_path, utterance.start_time, utterance.end_time)
+        except WhisperTuneError as exc:
+            return bad_sample(utterance, exc)
+        return self.make_sample(utterance, audio, index)
+
+
+class ShardStream(torch.utils.data.IterableDataset):
+    """Streams a sharded corpus through a shuffle buffer; memory stays bounded.
+
+    Under torchrun/accelerate the Trainer's dataloader dispatches batches from the main
+    process, so the stream itself is split only between DataLoader workers.
+    """
+
+    def __init__(
+        self,
+        shards: str | Path,
+        make_sample: SampleMaker,
+        num_samples: int,
+        min_audio_len: float,
+        max_audio_len: float,
+        shuffle_buffer: int = 1000,
+    ) -> None:
+        self.shards = shards
+        self.make_sample = make_sample
+        self.num_samples = num_samples
+        self.min_audio_len = min_audio_len
+        self.max_audio_len = max_audio_len
+        self.shuffle_buffer = shuffle_buffer
+
+    def __iter__(self) -> Iterator[dict]:
+        from whisper_tune.data.shards import iter_shard_samples
+
+        worker = torch.utils.data.get_worker_info()
+        workers = worker.num_workers if worker else 1
+        worker_id = worker.id if worker else 0
+        stream = iter_shard_samples(
+            self.shards,
+            shuffle_buffer=self.shuffle_buffer,
+            seed=self.make_sample.seed,
+            rank=worker_id,
+            world_size=workers,
+            num_samples=-(-self.num_samples // workers),
+            min_audio_len=self.min_audio_len,
+            max_audio_len=self.max_audio_len,
+        )
+        for index, (utterance, audio) in enumerate(stream):
+            yield self.make_sample(utterance, audio, index * workers + worker_id)
+
+
+@dataclass
+class Collator:
+    """Pads a batch; turns bad samples into one clear error (or drops and counts them)."""
+
+    pad_token_id: int
+    skip_bad: bool = False
+    skipped: list[str] = field(default_factory=list)
+
+    def __call__(self, samples: list[dict]) -> dict:
+        good = []
+        for sample in samples:
+            if "bad" in sample:
+                if not self.skip_bad:
+                    raise ManifestError(sample["bad"] + " (use --skip_bad to skip such files)")
+                self.skipped.append(sample["bad"])
+            else:
+                good.append(sample)
+        if not good:
+            raise ManifestError(
+                "a whole batch of audio files could not be read: " + "; ".join(self.skipped[-3:])
+            )
+        width = max(len(s["labels"]) for s in good)
+        inputs = torch.full((len(good), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(good), width), -100, dtype=torch.long)
+        for row, sample in enumerate(good):
+            n = len(sample["labels"])
+            inputs[row, :n] = torch.tensor(sample["decoder_input_ids"])
+            labels[row, :n] = torch.tensor(sample["labels"])
+        features = torch.from_numpy(np.stack([s["input_features"] for s in good]))
+        return {"input_features": features, "decoder_input_ids": inputs, "labels": labels}
+
+
+def check_audio_files(utterances: Sequence[Utterance], skip_bad: bool) -> list[Utterance]:
+    """Fail fast (or skip) on audio files that do not exist, naming the manifest line."""
+    present, missing = [], []
+    for utterance in utterances:
+        (present if Path(utterance.audio_path).is_file() else missing).append(utterance)
+    if missing and not skip_bad:
+        first = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ManifestError(f"{first.source}: audio file not found: {first.audio_path}{more}")
+    return present

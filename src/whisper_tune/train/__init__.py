@@ -1,0 +1,1 @@
+"""LoRA / AdaLoRA fine-tuning of Whisper on top of the transformers Trainer."""

@@ -1,0 +1,300 @@
+"""``finetune``: manifest (or shards) + base model → LoRA/AdaLoRA checkpoints.
+
+The recipe reads top to bottom: check the request, load data, load the model, attach the
+adapter, train with the transformers Trainer, then write ``checkpoint-final`` and
+``checkpoint-best`` (lowest eval loss) atomically, each with its ``run_config.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from whisper_tune.data.dataset import (
+    Collator,
+    ManifestDataset,
+    SampleMaker,
+    ShardStream,
+    check_audio_files,
+)
+from whisper_tune.data.manifest import read_manifest
+from whisper_tune.data.targets import TargetBuilder
+from whisper_tune.errors import WhisperTuneError
+from whisper_tune.fsutil import atomic_dir
+from whisper_tune.languages import check_task, language_code
+from whisper_tune.models import load_processor, load_whisper, model_name, resolve_hf_model
+from whisper_tune.train.adapters import attach_adapter
+from whisper_tune.train.callbacks import AdaLoraBudgetCallback, RunConfigCallback
+from whisper_tune.train.config import FinetuneConfig
+
+
+@dataclass
+class FinetuneResult:
+    run_dir: Path
+    final_checkpoint: Path
+    best_checkpoint: Path
+    steps: int
+    first_loss: float | None
+    last_loss: float | None
+    best_eval_loss: float | None
+    train_seconds: float
+    train_samples_per_second: float
+    skipped_audio: int
+    world_size: int
+
+
+def finetune(config: FinetuneConfig) -> FinetuneResult:
+    """Fine-tune ``config.base_model`` and return where the checkpoints are."""
+    _check_hardware(config)
+    language = language_code(config.language)
+    check_task(config.task)
+    reference = resolve_hf_model(config.base_model, config.local_files_only)
+    processor = load_processor(reference, config.local_files_only)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+
+    make_sample = SampleMaker(
+        feature_extractor=processor.feature_extractor,
+        targets=TargetBuilder(processor.tokenizer, language, config.task),
+        timestamps=config.timestamps,
+        timestamp_ratio=config.timestamp_ratio,
+        augment=_load_augmenter(config.augment_config_path),
+        seed=config.seed,
+    )
+    train_set, train_size = _training_data(config, make_sample, world_size)
+    eval_set = _eval_data(config, make_sample) if config.test_data else None
+    _check_languages(make_sample.targets, train_set, eval_set, language)
+
+    per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps * world_size
+    total_steps = (
+        config.max_steps
+        if config.max_steps > 0
+        else max(1, math.ceil(config.num_train_epochs * math.ceil(train_size / per_step)))
+    )
+
+    model = load_whisper(reference, config.local_files_only, **_load_kwargs(config))
+    model.generation_config.forced_decoder_ids = None
+    model.config.use_cache = False
+    model = attach_adapter(model, config, total_steps)
+    if rank == 0:
+        model.print_trainable_parameters()
+
+    run_dir = Path(config.output_dir) / model_name(config.base_model)
+    collator = Collator(processor.tokenizer.convert_tokens_to_ids("<|endoftext|>"), config.skip_bad)
+    facts = {"resolved_base_model": reference, "world_size": world_size, "total_steps": total_steps}
+    callbacks = [RunConfigCallback(config, facts)]
+    if config.use_adalora:
+        callbacks.append(AdaLoraBudgetCallback())
+
+    from transformers import Trainer
+
+    trainer = Trainer(
+        model=model,
+        args=_training_arguments(config, run_dir, total_steps, eval_set is not None, world_size),
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=collator,
+        callbacks=callbacks,
+    )
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    seconds = time.perf_counter() - started
+
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    best_eval = trainer.state.best_metric if eval_set is not None else None
+    final = run_dir / "checkpoint-final"
+    best = run_dir / "checkpoint-best"
+    if trainer.is_world_process_zero():
+        _save_checkpoint(trainer, processor, final, config, facts)
+        best_source = trainer.state.best_model_checkpoint
+        if best_source and Path(best_source).is_dir():
+            _copy_checkpoint(Path(best_source), best, processor)
+        else:
+            _copy_checkpoint(final, best, processor)
+    if config.push_to_hub and trainer.is_world_process_zero():
+        trainer.push_to_hub(commit_message="whisper-tune fine-tune")
+    if world_size > 1:
+        _report_rank_checksum(trainer.model, rank)
+    return FinetuneResult(
+        run_dir=run_dir,
+        final_checkpoint=final,
+        best_checkpoint=best,
+        steps=trainer.state.global_step,
+        first_loss=losses[0] if losses else None,
+        last_loss=losses[-1] if losses else None,
+        best_eval_loss=best_eval,
+        train_seconds=seconds,
+        train_samples_per_second=output.metrics.get("train_samples_per_second", 0.0),
+        skipped_audio=len(collator.skipped),
+        world_size=world_size,
+    )
+
+
+def _check_hardware(config: FinetuneConfig) -> None:
+    cuda = torch.cuda.is_available()
+    if config.fp16 and not cuda:
+        raise WhisperTuneError(
+            "--fp16 needs a CUDA GPU and none is available; leave it off on CPU "
+            "(or use --bf16 where the CPU supports bfloat16)"
+        )
+    if config.use_8bit:
+        if not cuda:
+            raise WhisperTuneError("--use_8bit needs a CUDA GPU and none is available")
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise WhisperTuneError(
+                "--use_8bit needs bitsandbytes: pip install bitsandbytes"
+            ) from None
+    if config.push_to_hub and not config.hub_model_id:
+        raise WhisperTuneError("--push_to_hub needs --hub_model_id (e.g. user/whisper-tiny-zh)")
+    if config.test_data and config.save_steps % config.eval_steps:
+        raise WhisperTuneError(
+            f"--save_steps ({config.save_steps}) must be a multiple of --eval_steps "
+            f"({config.eval_steps}) so the best checkpoint by eval loss is saved"
+        )
+
+
+def _load_augmenter(path: str | None):
+    if not path:
+        return None
+    from whisper_tune.data.augment import load_augmenter
+
+    return load_augmenter(path)
+
+
+def _training_data(config: FinetuneConfig, make_sample: SampleMaker, world: int):
+    from whisper_tune.data.shards import is_sharded_corpus
+
+    if is_sharded_corpus(config.train_data):
+        if config.max_steps <= 0:
+            raise WhisperTuneError("training from shards streams the corpus: set --max_steps")
+        samples = (
+            config.max_steps
+            * config.per_device_train_batch_size
+            * world
+            * (config.gradient_accumulation_steps)
+        )
+        stream = ShardStream(
+            config.train_data,
+            make_sample,
+            samples,
+            config.min_audio_len,
+            config.max_audio_len,
+            config.shuffle_buffer,
+        )
+        return stream, config.max_steps * config.per_device_train_batch_size
+    utterances, stats = read_manifest(
+        config.train_data, config.min_audio_len, config.max_audio_len, config.skip_bad
+    )
+    print(f"train data {config.train_data}: {stats.summary()}")
+    utterances = check_audio_files(utterances, config.skip_bad)
+    if not utterances:
+        raise WhisperTuneError(f"{config.train_data}: no utterances left to train on")
+    return ManifestDataset(utterances, make_sample), len(utterances)
+
+
+def _eval_data(config: FinetuneConfig, make_sample: SampleMaker) -> ManifestDataset:
+    utterances, stats = read_manifest(
+        config.test_data, config.min_audio_len, config.max_audio_len, config.skip_bad
+    )
+    print(f"test data {config.test_data}: {stats.summary()}")
+    plain = SampleMaker(make_sample.feature_extractor, make_sample.targets, seed=config.seed)
+    return ManifestDataset(check_audio_files(utterances, config.skip_bad), plain)
+
+
+def _check_languages(targets: TargetBuilder, train_set, eval_set, language: str | None) -> None:
+    """A multilingual model needs a language for every utterance; say so before training."""
+    if not targets.special.multilingual or language:
+        return
+    for dataset in (train_set, eval_set):
+        for utterance in getattr(dataset, "utterances", []):
+            if not utterance.language and not utterance.is_no_speech:
+                raise WhisperTuneError(
+                    f"{utterance.source}: no language for this utterance; a multilingual model "
+                    "needs --language (e.g. Chinese) or a 'language' field on each line"
+                )
+
+
+def _load_kwargs(config: FinetuneConfig) -> dict:
+    if config.use_8bit:
+        from transformers import BitsAndBytesConfig
+
+        return {
+            "quantization_config": BitsAndBytesConfig(load_in_8bit=True),
+            "device_map": {"": int(os.environ.get("LOCAL_RANK", "0"))},
+        }
+    return {}
+
+
+def _training_arguments(
+    config: FinetuneConfig, run_dir: Path, total_steps: int, has_eval: bool, world_size: int
+):
+    from transformers import TrainingArguments
+
+    cuda = torch.cuda.is_available()
+    fp16 = cuda if config.fp16 is None else config.fp16
+    return TrainingArguments(
+        output_dir=str(run_dir),
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        warmup_steps=min(config.warmup_steps, max(0, total_steps - 1)),
+        num_train_epochs=config.num_train_epochs,
+        max_steps=total_steps,
+        logging_steps=config.logging_steps,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=config.eval_steps if has_eval else None,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        metric_for_best_model="eval_loss" if has_eval else None,
+        greater_is_better=False,
+        fp16=fp16,
+        bf16=config.bf16,
+        torch_compile=config.use_compile,
+        activation_checkpointing=config.gradient_checkpointing,
+        dataloader_num_workers=config.num_workers,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        report_to=["tensorboard"],
+        use_cpu=not cuda,
+        ddp_backend=("nccl" if cuda else "gloo") if world_size > 1 else None,
+        ddp_find_unused_parameters=False if world_size > 1 else None,
+        push_to_hub=config.push_to_hub,
+        hub_model_id=config.hub_model_id,
+        seed=config.seed,
+    )
+
+
+def _save_checkpoint(trainer, processor, target: Path, config: FinetuneConfig, facts: dict):
+    with atomic_dir(target) as tmp:
+        trainer.save_model(str(tmp))
+        processor.save_pretrained(str(tmp))
+        config.save(tmp, global_step=trainer.state.global_step, **facts)
+
+
+def _copy_checkpoint(source: Path, target: Path, processor) -> None:
+    with atomic_dir(target) as tmp:
+        shutil.copytree(
+            source,
+            tmp,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns(
+                "optimizer.pt", "scheduler.pt", "rng_state*.pth", "scaler.pt"
+            ),
+        )
+        processor.save_pretrained(str(tmp))
+
+
+def _report_rank_checksum(model, rank: int) -> None:
+    """Print a checksum of the trainable weights, so a launcher can see all ranks agree."""
+    total = sum(float(p.detach().double().sum()) for p in model.parameters() if p.requires_grad)
+    print(f"rank {rank}: trainable weight checksum {total:.10e}", flush=True)

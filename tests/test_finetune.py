@@ -1,0 +1,267 @@
+"""The spine: manifest → LoRA/AdaLoRA fine-tune → merge → reload without PEFT → evaluate."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from whisper_tune.audio import write_wav
+from whisper_tune.cli import main
+from whisper_tune.synth import silence, synthesize
+from whisper_tune.train.config import FinetuneConfig
+from whisper_tune.train.trainer import finetune
+
+SENTENCES = ["the blue kettle is hot", "open the north window", "seven green apples"]
+
+
+@pytest.fixture(scope="module")
+def speech_manifest(tmp_path_factory) -> Path:
+    """Three short synthetic English clips plus one silent no-speech clip, as JSONL."""
+    folder = tmp_path_factory.mktemp("speech")
+    (folder / "wav").mkdir()
+    lines = []
+    for i, text in enumerate(SENTENCES):
+        write_wav(folder / "wav" / f"{i}.wav", synthesize(text, "en", seed=i))
+        lines.append({"audio": {"path": f"wav/{i}.wav"}, "sentence": text})
+    write_wav(folder / "wav" / "quiet.wav", silence(1.5))
+    lines.append({"audio": {"path": "wav/quiet.wav"}, "sentence": ""})
+    manifest = folder / "train.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return manifest
+
+
+def _config(manifest: Path, model: Path, out: Path, **overrides) -> FinetuneConfig:
+    values = dict(
+        train_data=str(manifest),
+        base_model=str(model),
+        output_dir=str(out),
+        max_steps=12,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        warmup_steps=0,
+        logging_steps=1,
+        save_steps=6,
+        eval_steps=6,
+        num_workers=0,
+        lora_r=8,
+        lora_alpha=16,
+    )
+    values.update(overrides)
+    return FinetuneConfig(**values)
+
+
+def test_finetune_merge_reload_evaluate(speech_manifest, tiny_whisper_en, tmp_path):
+    result = finetune(
+        _config(speech_manifest, tiny_whisper_en, tmp_path / "out", test_data=str(speech_manifest))
+    )
+    assert result.steps == 12
+    assert result.last_loss < result.first_loss
+    assert result.best_eval_loss is not None
+    for checkpoint in (result.final_checkpoint, result.best_checkpoint):
+        assert (checkpoint / "adapter_model.safetensors").is_file()
+        run = json.loads((checkpoint / "run_config.json").read_text())
+        assert run["base_model"] == str(tiny_whisper_en) and run["lora_r"] == 8
+    assert (result.run_dir / "checkpoint-6" / "run_config.json").is_file()
+    assert list(result.run_dir.glob("runs/*/events.out.tfevents*")), "TensorBoard logs"
+
+    main_args = [
+        "merge",
+        "--lora_model",
+        str(result.best_checkpoint),
+        "--output_dir",
+        str(tmp_path / "models"),
+    ]
+    with pytest.raises(SystemExit) as done:
+        main(main_args)
+    assert done.value.code == 0
+    merged = tmp_path / "models" / f"{Path(tiny_whisper_en).name}-finetune"
+    assert not list((tmp_path / "models").glob(".*tmp")), "no temp dir left behind"
+
+    # plain transformers, no PEFT: keys must be the base Whisper names
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    model = WhisperForConditionalGeneration.from_pretrained(merged)
+    assert not any("lora" in name for name in model.state_dict())
+    WhisperProcessor.from_pretrained(merged)
+
+    report_dir = tmp_path / "report"
+    with pytest.raises(SystemExit) as done:
+        main(
+            [
+                "evaluate",
+                "--test_data",
+                str(speech_manifest),
+                "--model_path",
+                str(merged),
+                "--metric",
+                "wer",
+                "--num_workers",
+                "0",
+                "--output_dir",
+                str(report_dir),
+            ]
+        )
+    assert done.value.code == 0
+    summary = json.loads((report_dir / "summary.json").read_text())
+    assert summary["metric"] == "wer" and summary["utterances"] == 4
+    assert summary["audio_seconds"] > 3 and summary["wall_seconds"] > 0
+    assert summary["rtf"] == pytest.approx(
+        summary["wall_seconds"] / summary["audio_seconds"], rel=0.01
+    )
+    assert summary["score"] == pytest.approx(summary["errors"] / summary["reference_units"])
+    with (report_dir / "utterances.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["reference"] for r in rows[:3]] == SENTENCES
+    assert set(rows[0]) == {
+        "id",
+        "audio",
+        "reference",
+        "hypothesis",
+        "errors",
+        "reference_length",
+        "duration",
+    }
+
+
+def test_adalora_budget_step_changes_rank_pattern(speech_manifest, tiny_whisper_en, tmp_path):
+    result = finetune(
+        _config(
+            speech_manifest,
+            tiny_whisper_en,
+            tmp_path / "out",
+            use_adalora=True,
+            max_steps=20,
+            save_steps=20,
+        )
+    )
+    config = json.loads((result.final_checkpoint / "adapter_config.json").read_text())
+    assert config["peft_type"] == "ADALORA"
+    pattern = config["rank_pattern"]
+    assert pattern, "update_and_allocate never ran: no rank pattern was allocated"
+    kept = [sum(mask) for mask in pattern.values()]
+    assert all(len(mask) == 12 for mask in pattern.values())
+    assert sum(kept) < 12 * len(kept), "the rank budget was not reduced"
+    assert len(set(kept)) > 1 or sum(kept) <= 4 * len(kept)
+
+
+def test_resume_from_checkpoint(speech_manifest, tiny_whisper_en, tmp_path):
+    first = finetune(_config(speech_manifest, tiny_whisper_en, tmp_path / "out", max_steps=6))
+    resumed = finetune(
+        _config(
+            speech_manifest,
+            tiny_whisper_en,
+            tmp_path / "out",
+            max_steps=9,
+            resume_from_checkpoint=str(first.run_dir / "checkpoint-6"),
+        )
+    )
+    assert resumed.steps == 9
+
+
+def _cli_error(args: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    errors = [
+        line[line.index("whisper-tune ") :]
+        for line in err.splitlines()
+        if "whisper-tune finetune: error:" in line
+    ]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def test_bad_inputs_give_one_line_errors(speech_manifest, tiny_whisper_en, tmp_path, capsys):
+    base = [
+        "finetune",
+        "--base_model",
+        str(tiny_whisper_en),
+        "--output_dir",
+        str(tmp_path / "o"),
+        "--num_workers",
+        "0",
+        "--max_steps",
+        "1",
+    ]
+    good = speech_manifest.read_text().splitlines()
+
+    folder = speech_manifest.parent  # relative audio paths resolve against it
+    malformed = folder / "malformed.jsonl"
+    malformed.write_text(good[0] + "\n{not json\n")
+    assert f"{malformed}:2: not valid JSON" in _cli_error(
+        base + ["--train_data", str(malformed)], capsys
+    )
+
+    missing = folder / "missing.jsonl"
+    missing.write_text(good[0] + "\n" + json.dumps({"audio": {"path": "x.wav"}}) + "\n")
+    assert f"{missing}:2: missing field 'sentence'" in _cli_error(
+        base + ["--train_data", str(missing)], capsys
+    )
+
+    corrupt_wav = tmp_path / "corrupt.wav"
+    corrupt_wav.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 10)
+    corrupt = tmp_path / "corrupt.jsonl"
+    corrupt.write_text(
+        json.dumps({"audio": {"path": str(corrupt_wav)}, "sentence": "hi", "duration": 1.0}) + "\n"
+    )
+    message = _cli_error(base + ["--train_data", str(corrupt)], capsys)
+    assert f"{corrupt}:1:" in message and "corrupt.wav" in message
+
+    message = _cli_error(base + ["--train_data", str(speech_manifest), "--fp16"], capsys)
+    assert "--fp16 needs a CUDA GPU" in message
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(speech_manifest, tiny_whisper_en, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29531",
+        "-m",
+        "whisper_tune.cli",
+        "finetune",
+        "--train_data",
+        str(speech_manifest),
+        "--base_model",
+        str(tiny_whisper_en),
+        "--output_dir",
+        str(tmp_path / "ddp"),
+        "--max_steps",
+        "3",
+        "--per_device_train_batch_size",
+        "2",
+        "--num_workers",
+        "0",
+        "--lora_r",
+        "4",
+        "--save_steps",
+        "3",
+        "--learning_rate",
+        "1e-2",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sums = {
+        line.split(":")[0]: line.split()[-1]
+        for line in done.stdout.splitlines()
+        if line.startswith("rank ")
+    }
+    assert set(sums) == {"rank 0", "rank 1"}, done.stdout[-2000:]
+    assert sums["rank 0"] == sums["rank 1"], "the two ranks ended with different weights"
+    run = json.loads(
+        (
+            tmp_path / "ddp" / Path(tiny_whisper_en).name / "checkpoint-final" / "run_config.json"
+        ).read_text()
+    )
+    assert run["world_size"] == 2
