@@ -1,0 +1,1 @@
+"""The desktop app (``whisper-tune gui``): a tkinter view over a widget-free controller."""

@@ -1,0 +1,104 @@
+"""Microphone recording and playback through sounddevice (PortAudio), with clear errors.
+
+sounddevice is imported on first use, so the app opens (and says what is missing) on
+machines without PortAudio or without any sound device.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from whisper_tune.audio import SAMPLE_RATE, resample
+from whisper_tune.errors import AudioError
+
+
+def _sounddevice(purpose: str):
+    try:
+        import sounddevice
+    except (ImportError, OSError) as exc:  # OSError: the PortAudio library is missing
+        raise AudioError(
+            f"cannot {purpose}: PortAudio is not available ({exc}); "
+            "install it (Debian/Ubuntu: apt install libportaudio2)"
+        ) from None
+    return sounddevice
+
+
+class Recorder:
+    """Records mono audio from the default input device until :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._chunks: list[np.ndarray] = []
+        self._frames = 0
+        self._stream = None
+
+    @property
+    def active(self) -> bool:
+        return self._stream is not None
+
+    @property
+    def seconds(self) -> float:
+        """How much has been recorded so far."""
+        stream = self._stream
+        return self._frames / stream.samplerate if stream else 0.0
+
+    def start(self) -> None:
+        """Open the default microphone at its own sample rate and start recording."""
+        sd = _sounddevice("record")
+        self._chunks, self._frames = [], 0
+        stream = None
+        try:
+            stream = sd.InputStream(channels=1, dtype="float32", callback=self._callback)
+            stream.start()
+        except Exception as exc:  # PortAudioError: no input device, device busy, …
+            if stream is not None:
+                stream.close()
+            raise AudioError(f"cannot record: no usable microphone ({exc})") from None
+        self._stream = stream
+
+    def stop(self) -> np.ndarray:
+        """Stop recording; return what was recorded as 16 kHz mono float32."""
+        stream = self._stream
+        if stream is None:
+            raise AudioError("not recording")
+        chunks = self.discard()
+        if not chunks:
+            raise AudioError("the microphone delivered no audio")
+        audio = np.concatenate(chunks)
+        return resample(audio, int(stream.samplerate), SAMPLE_RATE)
+
+    def discard(self) -> list[np.ndarray]:
+        """Close the microphone, if open; return (and forget) the recorded blocks."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.stop()
+            stream.close()
+        with self._lock:
+            chunks, self._chunks = self._chunks, []
+        return chunks
+
+    def _callback(self, indata: np.ndarray, frames: int, time, status) -> None:
+        with self._lock:
+            self._chunks.append(indata[:, 0].copy())
+            self._frames += frames
+
+
+class Player:
+    """Plays 16 kHz audio on the default output device."""
+
+    def play(self, audio: np.ndarray) -> None:
+        sd = _sounddevice("play audio")
+        try:
+            rate = int(sd.query_devices(kind="output")["default_samplerate"])
+            sd.play(resample(audio, SAMPLE_RATE, rate), rate)
+        except Exception as exc:  # PortAudioError: no output device
+            raise AudioError(f"cannot play: no usable audio output ({exc})") from None
+
+    def stop(self) -> None:
+        try:
+            sd = _sounddevice("stop playback")
+        except AudioError:  # without PortAudio nothing can be playing
+            return
+        sd.stop()
