@@ -39,7 +39,8 @@ def poll_until(controller, condition, timeout: float = 120.0) -> list:
 
 def test_format_segment():
     segment = Segment(start=61.5, end=64.25, text="Hello there.")
-    assert format_segment(segment, timestamps=True) == "[01:01.50 - 01:04.25] Hello there."
+    assert format_segment(Segment(3725.0, 3726.5, "x"), True) == "[01:02:05.000 --> 01:02:06.500] x"
+    assert format_segment(segment, timestamps=True) == "[01:01.500 --> 01:04.250] Hello there."
     assert format_segment(segment, timestamps=False) == "Hello there."
 
 

@@ -32,7 +32,7 @@ from whisper_tune.inference.types import (
     Transcriber,
     TranscriptionInfo,
 )
-from whisper_tune.inference.writers import write_transcript
+from whisper_tune.inference.writers import WriteVTT, write_transcript
 
 log = logging.getLogger("whisper_tune.gui")
 
@@ -108,16 +108,15 @@ Event = (
 )
 
 
-def format_time(seconds: float) -> str:
-    minutes, rest = divmod(max(seconds, 0.0), 60)
-    return f"{int(minutes):02d}:{rest:05.2f}"
+_CUE_TIMES = WriteVTT()  # the view shows times as WebVTT writes them
 
 
 def format_segment(segment: Segment, timestamps: bool) -> str:
-    """One line of the transcript view: ``[00:01.20 - 00:03.50] text`` or the text alone."""
+    """One line of the transcript view: ``[00:01.200 --> 00:03.500] text`` or the text alone."""
     if not timestamps:
         return segment.text
-    return f"[{format_time(segment.start)} - {format_time(segment.end)}] {segment.text}"
+    start, end = (_CUE_TIMES.format_timestamp(t) for t in (segment.start, segment.end))
+    return f"[{start} --> {end}] {segment.text}"
 
 
 class Controller:
