@@ -39,7 +39,6 @@ SAVE_FORMATS = [
     ("Plain text", "*.txt"),
     ("JSON", "*.json"),
 ]
-OPTIONS_APPLY_LATER = "the new option applies on the next Recognise"
 
 
 def language_choices() -> list[str]:
@@ -340,7 +339,7 @@ class App:
 
     def _option_changed(self) -> None:
         if self.shown is not None and self.controller.sources[self.shown].segments:
-            self.set_status(f"Option changed: {OPTIONS_APPLY_LATER}")
+            self.set_status("Option changed: the new option applies on the next Recognise")
 
     def set_status(self, text: str, error: bool = False) -> None:
         self.status.set(text)
