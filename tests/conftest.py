@@ -13,7 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # --- tiny random Whisper models (owned by the import-ct2 work) ---------------------------
 
 
-def _save_tiny_random_whisper(directory, bundled_name: str):
+def _save_tiny_random_whisper(directory, bundled_name: str, ffn_dim: int = 128):
     """A randomly initialised Whisper (d_model 64, 2+2 layers) with the real tokenizer,
     generation config and processor of a bundled model, saved for ``from_pretrained``."""
     import torch
@@ -36,7 +36,7 @@ def _save_tiny_random_whisper(directory, bundled_name: str):
         encoder_heads=4,
         decoder_layers=2,
         decoder_heads=4,
-        ffn_dim=128,
+        ffn_dim=ffn_dim,
     )
     config, generation, processor = build_whisper_parts(files, read_ct2_config(files), dims)
     torch.manual_seed(0)
@@ -57,6 +57,18 @@ def tiny_whisper_en(tmp_path_factory):
 def tiny_whisper_multi(tmp_path_factory):
     """Path to a tiny random multilingual Whisper dir (base's tokenizer, vocab 51865)."""
     return _save_tiny_random_whisper(tmp_path_factory.mktemp("tiny_whisper_multi"), "base")
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_multi_4x(tmp_path_factory):
+    """Like ``tiny_whisper_multi`` with whisper.cpp's fixed FFN size, 4 × d_model (256)."""
+    return _save_tiny_random_whisper(tmp_path_factory.mktemp("tiny_multi_4x"), "base", 256)
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_en_4x(tmp_path_factory):
+    """Like ``tiny_whisper_en`` with whisper.cpp's fixed FFN size, 4 × d_model (256)."""
+    return _save_tiny_random_whisper(tmp_path_factory.mktemp("tiny_en_4x"), "tiny.en", 256)
 
 
 # --- synthetic speech (owned by the synthesis work) --------------------------------------
