@@ -73,6 +73,54 @@ def tiny_whisper_en_4x(tmp_path_factory):
 
 # --- synthetic speech (owned by the synthesis work) --------------------------------------
 
+ENGLISH_CLIP_TEXT = "The weather forecast says it will snow tomorrow."
+CHINESE_CLIP_TEXT = "今天天气很好我们去公园散步吧"
+
+
+@pytest.fixture(scope="session")
+def speech_dir(tmp_path_factory):
+    """One folder for every synthesised clip of the session."""
+    return tmp_path_factory.mktemp("speech")
+
+
+@pytest.fixture(scope="session")
+def english_clip(speech_dir):
+    """``(wav path, text)``: one short English sentence (hibari's bundled voice), 16 kHz."""
+    from whisper_tune.synth import synthesize_to_file
+
+    path = synthesize_to_file(speech_dir / "english.wav", ENGLISH_CLIP_TEXT, "en", seed=0)
+    return path, ENGLISH_CLIP_TEXT
+
+
+@pytest.fixture(scope="session")
+def chinese_clip(speech_dir):
+    """``(wav path, text)``: one Mandarin sentence (espeak-ng reading pinyin), 16 kHz."""
+    from whisper_tune.synth import synthesize_to_file
+
+    path = synthesize_to_file(speech_dir / "chinese.wav", CHINESE_CLIP_TEXT, "zh", seed=0)
+    return path, CHINESE_CLIP_TEXT
+
+
+@pytest.fixture(scope="session")
+def silence_clip(speech_dir):
+    """Wav path of 3 s of digital silence."""
+    from whisper_tune.synth import save_wav, silence
+
+    return save_wav(speech_dir / "silence.wav", silence(3.0))
+
+
+@pytest.fixture(scope="session")
+def long_english_file(speech_dir):
+    """``(wav path, texts)``: about 2.5 minutes, the 40 general English sentences in order,
+    at slightly varied speeds, 0.8 s apart."""
+    from whisper_tune.corpus_text import ENGLISH_GENERAL
+    from whisper_tune.synth import concatenate, save_wav, synthesize
+
+    texts = list(ENGLISH_GENERAL)
+    speeds = (1.0, 0.9, 1.1, 0.95, 1.05)
+    clips = [synthesize(t, "en", speeds[i % 5], seed=i) for i, t in enumerate(texts)]
+    return save_wav(speech_dir / "long_english.wav", concatenate(clips, 0.8)), texts
+
 
 # --- data preparation (owned by the prepare work) ----------------------------------------
 
