@@ -114,6 +114,7 @@ def test_synthesize_to_file_round_trips(tmp_path):
     ("kwargs", "message"),
     [
         ({"text": "  "}, "empty text"),
+        ({"text": "。！", "language": "zh"}, "nothing speakable"),
         ({"text": "hi", "speed": 3.0}, "speed must be between"),
         ({"text": "hi", "language": "auto"}, "needs a language"),
         ({"text": "hi", "language": "klingon"}, "unknown language"),

@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
 ESPEAK_WORDS_PER_MINUTE = 175  # espeak-ng's default rate: speed 1.0 for most voices
 # one "word" is one syllable for the pinyin voice; 175 (2.9 syllables/s) is slow for Mandarin
-ESPEAK_RATE_BY_VOICE = {"cmn-latn-pinyin": 210}
 MANDARIN_VOICE = "cmn-latn-pinyin"
+ESPEAK_RATE_BY_VOICE = {MANDARIN_VOICE: 210}
 ENGLISH_FALLBACK_VOICE = "en-us"
 _PINYIN_SYLLABLE = re.compile(r"[a-zü]+[1-5]")
 _NOT_WORD = re.compile(r"[^\w.]+|(?<!\d)\.|\.(?!\d)")  # punctuation; keeps the dot inside "3.5"
@@ -182,6 +182,8 @@ def _hibari():
 
 
 def _espeak(text: str, voice: str, speed: float, language: str | None = None) -> np.ndarray:
+    if not text.strip():
+        raise WhisperTuneError("nothing speakable in the text (only punctuation?)")
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise WhisperTuneError(
