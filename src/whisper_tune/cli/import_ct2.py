@@ -38,6 +38,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="audio file (up to 30 s) for the parity check; default: a synthesised sentence",
     )
+    add(
+        parser,
+        "--language",
+        default=None,
+        help="language of --check_audio for a multilingual model, e.g. zh or Chinese; "
+        "default: detected",
+    )
     add_bool(parser, "--no_check", False, "skip the parity check")
     add_bool(parser, "--local_files_only", False, "never download a model id from the hub")
     parser.set_defaults(run=_run)
@@ -52,6 +59,7 @@ def _run(args: argparse.Namespace) -> int:
         check_audio=args.check_audio,
         check=not args.no_check,
         local_files_only=args.local_files_only,
+        check_language=args.language,
     )
     dims = report["dims"]
     print(

@@ -175,6 +175,7 @@ def import_ct2(
     check_audio: str | Path | None = None,
     check: bool = True,
     local_files_only: bool = False,
+    check_language: str | None = None,
 ) -> dict[str, Any]:
     """Rebuild a Hugging Face Whisper directory from a CTranslate2 one; return the report.
 
@@ -183,10 +184,13 @@ def import_ct2(
     tokenizer with timestamp tokens, feature extractor, ``import_report.json``) is written to a
     temporary folder and renamed to ``output_dir``, which must not exist or be empty. Unless
     ``check`` is false, greedy decodes of ``check_audio`` (default: a synthesised English
-    sentence) by the new model and by CTranslate2 are compared.
+    sentence) by the new model and by CTranslate2 are compared, in ``check_language`` for a
+    multilingual model (default: the language CTranslate2 detects).
     """
+    from whisper_tune.languages import language_code
     from whisper_tune.models import is_hf_dir, resolve_ct2_model
 
+    language = language_code(check_language)
     if is_hf_dir(model_path) and not (Path(model_path) / "model.bin").is_file():
         raise ModelError(
             f"{model_path} is already a Hugging Face Whisper model: fine-tune or load it as it "
@@ -225,7 +229,8 @@ def import_ct2(
             from whisper_tune.convert.parity import greedy_parity
 
             audio, audio_name = _check_clip(check_audio)
-            report["parity"] = {"audio": audio_name, **greedy_parity(scratch, ct2_dir, audio)}
+            parity = greedy_parity(scratch, ct2_dir, audio, language)
+            report["parity"] = {"audio": audio_name, **parity}
         (scratch / REPORT_FILE).write_text(
             json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )

@@ -22,7 +22,6 @@ The mel filters are the Slaney-normalised filterbank Whisper itself uses (transf
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import struct
@@ -40,7 +39,6 @@ GGML_TYPE_F32, GGML_TYPE_F16 = 0, 1
 DTYPES = {"f32": GGML_TYPE_F32, "f16": GGML_TYPE_F16}
 # ggml type id → (elements per block, bytes per block)
 TYPE_SIZES = {0: (1, 4), 1: (1, 2), 6: (32, 22), 8: (32, 34)}
-TYPE_NAMES = {0: "f32", 1: "f16", 6: "q5_0", 8: "q8_0"}
 # Kept in f32 whatever the file type (whisper.cpp declares them GGML_TYPE_F32).
 ALWAYS_F32 = (
     "encoder.conv1.bias",
@@ -245,15 +243,13 @@ def export_ggml(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out:
-            stream = io.BufferedWriter(out, buffer_size=1 << 22)
-            _write_header(stream, hparams, mel_filters(hparams.n_mels), vocabulary_bytes(tokenizer))
-            names = [n for n in state if ggml_name(n) is not None]
-            for hf_name in tqdm(names, desc=f"writing {output.name}", unit="tensor"):
-                name = ggml_name(hf_name)
+        with os.fdopen(fd, "wb", buffering=1 << 22) as out:
+            _write_header(out, hparams, mel_filters(hparams.n_mels), vocabulary_bytes(tokenizer))
+            names = {hf: ggml_name(hf) for hf in state}
+            tensors = [(hf, name) for hf, name in names.items() if name is not None]
+            for hf_name, name in tqdm(tensors, desc=f"writing {output.name}", unit="tensor"):
                 array = state[hf_name].detach().to(torch.float32).numpy()
-                _write_tensor(stream, name, array, dtype, quantizer)
-            stream.flush()
+                _write_tensor(out, name, array, dtype, quantizer)
         written = read_ggml(tmp)
         _verify(written, hparams)
         os.chmod(tmp, 0o644)

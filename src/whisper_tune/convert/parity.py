@@ -17,11 +17,14 @@ FEATURES_NOTE = (
 )
 
 
-def greedy_parity(hf_dir: str | Path, ct2_dir: str | Path, audio: np.ndarray) -> dict[str, Any]:
+def greedy_parity(
+    hf_dir: str | Path, ct2_dir: str | Path, audio: np.ndarray, language: str | None = None
+) -> dict[str, Any]:
     """Decode ``audio`` (16 kHz mono, at most 30 s) greedily with both models and compare.
 
-    Multilingual models first detect the language with each model; both then decode with the
-    language CTranslate2 found, so that the texts compare like for like.
+    For a multilingual model each side also detects the language; both then decode in
+    ``language`` (a code such as "zh") or, when it is None, in the one CTranslate2 detected,
+    so that the texts compare like for like. English-only models ignore ``language``.
     """
     import ctranslate2
     import torch
@@ -51,8 +54,10 @@ def greedy_parity(hf_dir: str | Path, ct2_dir: str | Path, audio: np.ndarray) ->
             hf_language_id = int(model.detect_language(tensor)[0])
         result["ct2_language"] = ct2_language
         result["hf_language"] = tokenizer.convert_ids_to_tokens(hf_language_id)
-        prompt += [ct2_language, "<|transcribe|>"]
-        generate_kwargs = {"language": ct2_language.strip("<|>"), "task": "transcribe"}
+        decode_language = f"<|{language}|>" if language else ct2_language
+        result["decode_language"] = decode_language
+        prompt += [decode_language, "<|transcribe|>"]
+        generate_kwargs = {"language": decode_language.strip("<|>"), "task": "transcribe"}
     prompt.append("<|notimestamps|>")
 
     ct2_ids = list(ct2.generate(storage, [prompt], beam_size=1)[0].sequences_ids[0])
