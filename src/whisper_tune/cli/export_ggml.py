@@ -55,7 +55,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--language",
         default=None,
         help="language of --check_audio for a multilingual model (e.g. zh, English); "
-        "default: detected by the Hugging Face model",
+        "omit it to use the language the Hugging Face model detects",
     )
     add_bool(parser, "--local_files_only", False, "never download a hub id")
     parser.set_defaults(run=_run)
