@@ -209,3 +209,39 @@ def test_cli_refuses_a_non_empty_output_dir_and_imports(tmp_path, capsys):
     assert exit_info.value.code == 0
     assert "37.76 M parameters" in capsys.readouterr().out
     assert "parity" not in json.loads((tmp_path / "new" / REPORT_FILE).read_text())
+
+
+def test_any_size_round_trips_exactly(tmp_path):
+    """A random Whisper of another shape (128 mel bins like large-v3, 3+2 layers, 6 heads of
+    16, multilingual) converted by CTranslate2 in float32 imports back to the same weights."""
+    from ctranslate2.converters import TransformersConverter
+    from safetensors.torch import load_file
+    from transformers import WhisperForConditionalGeneration
+
+    from whisper_tune.convert.whisper_assets import WhisperDims, build_whisper_parts
+
+    dims = WhisperDims(
+        n_mels=128, n_vocab=51865, d_model=96, encoder_layers=3, encoder_heads=6,
+        decoder_layers=2, decoder_heads=6, ffn_dim=192, n_audio_ctx=1500, n_text_ctx=448,
+    )  # fmt: skip
+    config, generation, processor = build_whisper_parts(zoo.bundled_files_dir("base"), {}, dims)
+    torch.manual_seed(1)
+    original = WhisperForConditionalGeneration(config)
+    original.generation_config = generation
+    original.save_pretrained(tmp_path / "hf")
+    processor.save_pretrained(tmp_path / "hf")
+    ct2 = TransformersConverter(str(tmp_path / "hf"), copy_files=["tokenizer.json"]).convert(
+        str(tmp_path / "ct2"), quantization="float32"
+    )
+
+    report = import_ct2(ct2, tmp_path / "back", check=False)
+    assert report["dims"] == dims.__dict__ and report["source_dtypes"] == ["float32"]
+    expected = original.state_dict()
+    imported = load_file(tmp_path / "back" / "model.safetensors")
+    assert set(imported) | {"proj_out.weight"} == set(expected)
+    for name, tensor in imported.items():
+        torch.testing.assert_close(tensor, expected[name], rtol=0, atol=0, msg=name)
+    rebuilt = load_whisper(str(tmp_path / "back"), local_files_only=True).generation_config
+    assert rebuilt.lang_to_id == generation.lang_to_id
+    assert rebuilt.alignment_heads == generation.alignment_heads
+    assert load_processor(str(tmp_path / "back")).feature_extractor.feature_size == 128

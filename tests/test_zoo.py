@@ -60,6 +60,16 @@ def test_base_is_assembled_once_and_runs_offline(cache):
     assert info.language == "en" and "morning" in text.lower(), text
 
 
+def test_concurrent_assembly_publishes_one_copy(cache):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(zoo.bundled_ct2_dir, ["base", "base"]))
+    assert paths[0] == paths[1] == cache / "ct2" / "base"
+    assert [p.name for p in (cache / "ct2").iterdir()] == ["base"]
+    assert (paths[0] / "model.bin").stat().st_size == zoo.BUNDLED_MODELS["base"].size
+
+
 def test_damaged_cached_copy_is_rebuilt(cache):
     directory = zoo.bundled_ct2_dir("base")
     with open(directory / "model.bin", "r+b") as handle:
