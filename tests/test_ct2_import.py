@@ -60,6 +60,7 @@ def test_tiny_en_import_matches_ctranslate2(tiny_en_import):
     )
 
 
+@pytest.mark.slow
 def test_tiny_en_import_is_complete_and_trains(tiny_en_import):
     output, _ = tiny_en_import
     processor = load_processor(str(output), local_files_only=True)

@@ -41,12 +41,16 @@ class Ct2ModelBin:
     variables: dict[str, Ct2Variable]
     aliases: dict[str, str]
 
-    def array(self, name: str) -> np.ndarray:
-        """The array stored under ``name`` (aliases resolved); float types come back as float32
-        only for bfloat16, others keep their stored dtype."""
+    def variable(self, name: str) -> Ct2Variable:
+        """The variable stored under ``name``, aliases resolved."""
         variable = self.variables.get(self.aliases.get(name, name))
         if variable is None:
             raise ModelError(f"{self.path}: tensor {name!r} is missing")
+        return variable
+
+    def array(self, name: str) -> np.ndarray:
+        """The array stored under ``name`` in its stored dtype (bfloat16 widened to float32)."""
+        variable = self.variable(name)
         if variable.dtype == "bfloat16":
             return (variable.array.astype(np.uint32) << 16).view(np.float32)
         return variable.array

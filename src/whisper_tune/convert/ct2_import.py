@@ -90,16 +90,13 @@ def hf_state_dict(model: Ct2ModelBin, dims: WhisperDims) -> dict[str, np.ndarray
     state: dict[str, np.ndarray] = {}
 
     def get(name: str) -> np.ndarray:
-        resolved = model.aliases.get(name, name)
-        variable = model.variables.get(resolved)
-        if variable is None:
-            raise ModelError(f"{model.path}: tensor {name!r} is missing")
+        variable = model.variable(name)
         if variable.dtype not in _FLOAT_TYPES:
             raise ModelError(
                 f"{model.path}: {name} is stored as {variable.dtype}; quantized models cannot be "
                 "imported without loss — convert the original with --quantization float16"
             )
-        used.add(resolved)
+        used.add(model.aliases.get(name, name))
         return np.array(model.array(name), dtype=np.float32)
 
     def linear(hf: str, ct2: str) -> None:
@@ -140,10 +137,11 @@ def hf_state_dict(model: Ct2ModelBin, dims: WhisperDims) -> dict[str, np.ndarray
             norm(f"{hf}.final_layer_norm", f"{ct2}/ffn/layer_norm")
     linear("model.encoder.conv1", "encoder/conv1")
     linear("model.encoder.conv2", "encoder/conv2")
-    state["model.decoder.embed_tokens.weight"] = get("decoder/embeddings/weight")
-    state["proj_out.weight"] = state["model.decoder.embed_tokens.weight"]
-    if get("decoder/projection/weight").shape != state["proj_out.weight"].shape:
-        raise ModelError(f"{model.path}: the output projection does not match the embedding")
+    embedding = state["model.decoder.embed_tokens.weight"] = get("decoder/embeddings/weight")
+    projection = model.aliases.get("decoder/projection/weight", "decoder/projection/weight")
+    if projection != "decoder/embeddings/weight" and not np.array_equal(get(projection), embedding):
+        raise ModelError(f"{model.path}: the output projection is not tied to the embedding")
+    state["proj_out.weight"] = embedding
 
     unused = [name for name, v in model.variables.items() if v.array.ndim and name not in used]
     if unused:
@@ -201,6 +199,8 @@ def import_ct2(
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise ModelError(f"{output} already exists and is not empty; choose a new --output_dir")
 
+    clip = _check_clip(check_audio) if check else None
+
     model_bin = read_model_bin(ct2_dir / "model.bin")
     dims = infer_dims(model_bin)
     config, generation, processor = build_whisper_parts(ct2_dir, read_ct2_config(ct2_dir), dims)
@@ -225,10 +225,10 @@ def import_ct2(
         model.save_pretrained(scratch)
         processor.save_pretrained(scratch)
         del model
-        if check:
+        if clip is not None:
             from whisper_tune.convert.parity import greedy_parity
 
-            audio, audio_name = _check_clip(check_audio)
+            audio, audio_name = clip
             parity = greedy_parity(scratch, ct2_dir, audio, language)
             report["parity"] = {"audio": audio_name, **parity}
         (scratch / REPORT_FILE).write_text(
