@@ -110,7 +110,27 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     add(model, "--adalora_init_r", type=int, default=12, help="AdaLoRA initial rank")
     add(model, "--adalora_target_r", type=int, default=4, help="AdaLoRA average target rank")
-    add_bool(model, "--freeze_encoder", False, "train adapters in the decoder only (faster)")
+    add_bool(
+        model,
+        "--freeze_encoder",
+        False,
+        "adapters in the decoder only: the encoder is not trained, and each clip is "
+        "encoded once and cached (several times faster on CPU)",
+    )
+    add_bool(
+        model,
+        "--cache_encoder_outputs",
+        True,
+        "with --freeze_encoder, keep each clip's encoder output in memory across epochs "
+        "(off automatically with augmentation, shards or a cache over --encoder_cache_gb)",
+    )
+    add(
+        model,
+        "--encoder_cache_gb",
+        type=float,
+        default=4.0,
+        help="memory budget for the encoder-output cache",
+    )
     add_bool(model, "--use_8bit", False, "load the base model in 8 bit (needs CUDA + bitsandbytes)")
     add_bool(model, "--local_files_only", False, "never download the base model from the hub")
 

@@ -13,11 +13,25 @@ def adalora_schedule(total_steps: int) -> tuple[int, int, int]:
     return tinit, tfinal, delta_t
 
 
+def decoder_only_targets(modules: tuple[str, ...]) -> str:
+    """A PEFT regex for adapters in the decoder only, leaving the encoder as the base model's.
+
+    Cross-attention keys/values are left out too: they see only the (frozen) encoder
+    output, so without adapters they need no gradient over all 1500 encoder frames.
+    """
+    names = [f"self_attn\\.{m}" for m in modules if m.endswith("proj")]
+    names += [f"encoder_attn\\.{m}" for m in modules if m in ("q_proj", "out_proj")]
+    names += [m for m in modules if not m.endswith("proj")]
+    return rf"^model\.decoder\.layers\.\d+\.({'|'.join(names)})$"
+
+
 def build_peft_config(config: FinetuneConfig, total_steps: int):
     """A LoraConfig, or an AdaLoraConfig whose budget schedule fits ``total_steps``."""
     from peft import AdaLoraConfig, LoraConfig
 
-    targets = list(config.target_modules)
+    targets: list[str] | str = list(config.target_modules)
+    if config.freeze_encoder:
+        targets = decoder_only_targets(config.target_modules)
     if config.use_adalora:
         tinit, tfinal, delta_t = adalora_schedule(total_steps)
         return AdaLoraConfig(
@@ -44,18 +58,11 @@ def build_peft_config(config: FinetuneConfig, total_steps: int):
 
 
 def attach_adapter(model, config: FinetuneConfig, total_steps: int):
-    """Wrap ``model`` in a PeftModel (or load the adapter being resumed) and freeze the rest."""
+    """Wrap ``model`` in a PeftModel; only the adapter weights train."""
     from peft import get_peft_model
 
     if config.use_8bit:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model)
-    if config.freeze_encoder:
-        model.model.encoder.requires_grad_(False)
-    model = get_peft_model(model, build_peft_config(config, total_steps))
-    if config.freeze_encoder:
-        for name, parameter in model.named_parameters():
-            if ".encoder." in name:
-                parameter.requires_grad_(False)
-    return model
+    return get_peft_model(model, build_peft_config(config, total_steps))

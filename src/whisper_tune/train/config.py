@@ -51,6 +51,8 @@ class FinetuneConfig:
     use_compile: bool = False
     gradient_checkpointing: bool = False
     freeze_encoder: bool = False
+    cache_encoder_outputs: bool = True
+    encoder_cache_gb: float = 4.0
     resume_from_checkpoint: str | None = None
     local_files_only: bool = False
     push_to_hub: bool = False

@@ -32,6 +32,7 @@ from whisper_tune.models import load_processor, load_whisper, model_name, resolv
 from whisper_tune.train.adapters import attach_adapter
 from whisper_tune.train.callbacks import AdaLoraBudgetCallback, RunConfigCallback
 from whisper_tune.train.config import FinetuneConfig
+from whisper_tune.train.encoder_cache import EncoderOutputCache, cache_size_bytes
 
 
 @dataclass
@@ -82,6 +83,15 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     model.generation_config.forced_decoder_ids = None
     model.config.use_cache = False
     model = attach_adapter(model, config, total_steps)
+    if _can_cache_encoder(config, train_set, eval_set, model.config):
+        encoder = model.get_base_model().get_encoder()
+        train_set = EncoderOutputCache(
+            train_set, encoder, config.per_device_eval_batch_size, config.num_workers
+        )
+        if eval_set is not None:
+            eval_set = EncoderOutputCache(
+                eval_set, encoder, config.per_device_eval_batch_size, config.num_workers
+            )
     if rank == 0:
         model.print_trainable_parameters()
 
@@ -220,6 +230,23 @@ def _check_languages(targets: TargetBuilder, train_set, eval_set, language: str 
                     f"{utterance.source}: no language for this utterance; a multilingual model "
                     "needs --language (e.g. Chinese) or a 'language' field on each line"
                 )
+
+
+def _can_cache_encoder(config: FinetuneConfig, train_set, eval_set, model_config) -> bool:
+    """Encode each clip once when the encoder is frozen, the audio fixed and the cache fits."""
+    if not (config.freeze_encoder and config.cache_encoder_outputs):
+        return False
+    if config.augment_config_path or not isinstance(train_set, ManifestDataset):
+        return False
+    clips = len(train_set) + (len(eval_set) if eval_set is not None else 0)
+    needed = cache_size_bytes(clips, model_config)
+    if needed > config.encoder_cache_gb * 2**30:
+        print(
+            f"encoder cache would need {needed / 2**30:.1f} GiB > --encoder_cache_gb; "
+            "encoding on the fly"
+        )
+        return False
+    return True
 
 
 def _load_kwargs(config: FinetuneConfig) -> dict:
