@@ -16,8 +16,18 @@ from whisper_tune.errors import WhisperTuneError
 
 # The order subcommands are listed in, following the pipeline; others follow alphabetically.
 _PIPELINE_ORDER = (
-    "demo", "prepare", "finetune", "merge", "evaluate", "import-ct2", "convert",
-    "export-ggml", "transcribe", "serve", "gui", "bench",
+    "demo",
+    "prepare",
+    "finetune",
+    "merge",
+    "evaluate",
+    "import-ct2",
+    "convert",
+    "export-ggml",
+    "transcribe",
+    "serve",
+    "gui",
+    "bench",
 )
 
 

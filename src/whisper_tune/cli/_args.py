@@ -33,5 +33,13 @@ def add_bool(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, default: bool, help: str
 ) -> None:
     """A boolean that works as ``--flag``, ``--flag true`` and ``--flag=False``."""
-    add(parser, name, type=str2bool, nargs="?", const=True, default=default, metavar="BOOL",
-        help=help)
+    add(
+        parser,
+        name,
+        type=str2bool,
+        nargs="?",
+        const=True,
+        default=default,
+        metavar="BOOL",
+        help=help,
+    )
