@@ -1,1 +1,2 @@
-"""Conversions between Whisper formats: CTranslate2 → Hugging Face (import-ct2)."""
+"""Conversions between Whisper formats: HF → CTranslate2 (convert), CTranslate2 → HF
+(import-ct2), HF → GGML (export-ggml)."""
