@@ -279,3 +279,28 @@ def test_large_uploads_leave_no_temp_files(client, english_clip, tmp_path, monke
     assert response.status_code == 200, response.text
     assert _said(" ".join(r["text"] for r in response.json()["results"]))
     assert list(tmp_path.iterdir()) == []
+
+
+# --- Chinese on the multilingual base model -------------------------------------------------
+
+
+@pytest.mark.slow
+def test_chinese_on_a_multilingual_model():
+    """The seed's crash case on a model that speaks Chinese: language "Chinese" works, and
+    to_simple (on by default, as in the seed) returns simplified characters only."""
+    from whisper_tune.inference import load_transcriber
+    from whisper_tune.synth import synthesize
+    from whisper_tune.text import to_simplified
+
+    audio = synthesize("请问现在几点了", "zh", speed=0.8)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, audio, SAMPLE_RATE, format="WAV")
+    config = ServerConfig(model_path="base", num_workers=1, beam_size=1)
+    with TestClient(create_app(config, load_transcriber("base"))) as base:
+        response = base.post(
+            "/recognition", files=_files(buffer.getvalue()), data={"language": "Chinese"}
+        )
+    assert response.status_code == 200, response.text
+    text = "".join(item["text"] for item in response.json()["results"])
+    assert sum("\u4e00" <= ch <= "\u9fff" for ch in text) >= 3, text
+    assert text == to_simplified(text)

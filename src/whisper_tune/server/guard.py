@@ -56,7 +56,7 @@ class RequestGuard:
 
     def _too_large(self) -> ApiError:
         limit_mb = self.max_bytes / (1024 * 1024)
-        return ApiError(413, f"request body is larger than the server's limit of {limit_mb:g} MB")
+        return ApiError(413, f"request body is larger than the server's limit of {limit_mb:.3g} MB")
 
 
 async def _refuse(scope: Scope, send: Send, error: ApiError) -> None:

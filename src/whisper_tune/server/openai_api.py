@@ -11,7 +11,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from whisper_tune.inference.postprocess import join_text
-from whisper_tune.inference.types import Segment, TranscriptionInfo
+from whisper_tune.inference.types import Segment
+from whisper_tune.inference.writers import Transcript, WriteSRT, WriteVerboseJSON, WriteVTT
+from whisper_tune.languages import language_name
 from whisper_tune.server import transcription
 from whisper_tune.server.errors import ApiError, error_body
 from whisper_tune.server.forms import Upload, read_upload
@@ -63,8 +65,21 @@ async def _handle(request: Request, task: str) -> Response:
     run = await transcription.start(state.pool, upload.audio, options, state.config.request_timeout)
     if stream:
         return _event_stream(request, run)
-    segments = await run.collect()
-    return _render(response_format, segments, run.info, task, granularities)
+    info = run.info
+    transcript = Transcript(
+        tuple(await run.collect()), info.language, info.duration, info.language_probability
+    )
+    if response_format == "text":
+        return PlainTextResponse(transcript.text + "\n")
+    if response_format == "srt":
+        return PlainTextResponse(WriteSRT().format(transcript))
+    if response_format == "vtt":
+        return PlainTextResponse(WriteVTT().format(transcript), media_type="text/vtt")
+    if response_format == "verbose_json":
+        fixed = options.temperature if isinstance(options.temperature, float) else None
+        return JSONResponse(_verbose(transcript, task, "word" in granularities, fixed))
+    usage = {"type": "duration", "seconds": math.ceil(info.duration)}
+    return JSONResponse({"text": transcript.text, "usage": usage})
 
 
 def _temperature(upload: Upload) -> dict:
@@ -73,19 +88,33 @@ def _temperature(upload: Upload) -> dict:
     return {} if not value else {"temperature": value}
 
 
-def _render(
-    response_format: str,
-    segments: list[Segment],
-    info: TranscriptionInfo,
-    task: str,
-    granularities: list[str],
-) -> Response:
-    text = join_text(segments, info.language)
-    if response_format == "text":
-        return PlainTextResponse(text + "\n")
-    return JSONResponse(
-        {"text": text, "usage": {"type": "duration", "seconds": math.ceil(info.duration)}}
-    )
+def _verbose(
+    transcript: Transcript, task: str, with_words: bool, temperature: float | None
+) -> dict:
+    """OpenAI's verbose_json, built from the verbose writer's document: language by name,
+    words in one top-level list, ``seek`` as the segment's start in 10 ms frames and
+    ``temperature`` only when the request fixed it (else null: the fallback used is unknown).
+    """
+    document = json.loads(WriteVerboseJSON().format(transcript))
+    segments = document["segments"]
+    words = [
+        {"word": w["word"], "start": w["start"], "end": w["end"]}
+        for segment in segments
+        for w in segment.pop("words")
+    ]
+    for segment in segments:
+        segment["seek"] = round(segment["start"] * 100)
+        segment["temperature"] = temperature
+    body = {
+        "task": task,
+        "language": language_name(transcript.language),
+        "duration": document["duration"],
+        "text": document["text"],
+        "segments": segments,
+    }
+    if with_words:
+        body["words"] = words
+    return body
 
 
 def _event_stream(request: Request, run: transcription.Transcription) -> StreamingResponse:
