@@ -71,3 +71,43 @@ def test_page_uploads_a_file_and_streams_the_transcript(
             print(f"\nscreenshot: {screenshot}")
         finally:
             browser.close()
+
+
+def test_page_records_from_the_microphone(serve_app, tiny_en_transcriber, english_clip):
+    """Chromium's fake microphone plays the clip; the page records it with MediaRecorder
+    (webm/opus), uploads it and shows what was said."""
+    from playwright.sync_api import sync_playwright
+
+    url = serve_app(create_app(ServerConfig(), tiny_en_transcriber))
+    fake_mic = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={english_clip}",
+    ]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS + fake_mic
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/")
+            page.click("#record")
+            page.wait_for_function(
+                "document.getElementById('status').textContent.startsWith('recording…')"
+            )
+            page.wait_for_timeout(6000)  # the clip is 5.3 s long
+            page.click("#record")
+            page.wait_for_function(
+                "document.getElementById('status').textContent === 'recording ready'"
+            )
+            assert page.inner_text("#source").startswith("recording.")
+            page.click("#go")
+            page.wait_for_function(
+                "/^(done|error)/.test(document.getElementById('status').textContent)",
+                timeout=120_000,
+            )
+            assert page.inner_text("#status").startswith("done"), page.inner_text("#status")
+            transcript = page.inner_text("#transcript").lower()
+            assert "fox" in transcript and "sunny" in transcript, transcript
+        finally:
+            browser.close()

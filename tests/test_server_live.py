@@ -474,7 +474,7 @@ def test_fuzz_hostile_requests_never_get_a_5xx(live_url, english_clip, caplog):
 # --- load -------------------------------------------------------------------------------------
 
 LOAD_CLIENTS = 8
-LOAD_REQUESTS = 32
+LOAD_REQUESTS = 24
 
 
 @pytest.mark.slow
