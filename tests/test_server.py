@@ -15,23 +15,12 @@ from fastapi.testclient import TestClient
 from whisper_tune.audio import SAMPLE_RATE, load_audio, resample
 from whisper_tune.server import ServerConfig, create_app
 
-EXPECTED_WORDS = ("quick", "brown", "fox")
-
-
-@pytest.fixture(scope="module")
-def english_clip(tmp_path_factory):
-    from whisper_tune.synth import synthesize_to_file
-
-    return synthesize_to_file(
-        tmp_path_factory.mktemp("clip") / "en.wav",
-        "The quick brown fox jumps over the lazy dog. It was a sunny day in the park.",
-        seed=1,
-    )
+EXPECTED_WORDS = ("weather", "snow", "tomorrow")  # conftest.ENGLISH_CLIP_TEXT
 
 
 @pytest.fixture(scope="module")
 def wav(english_clip) -> bytes:
-    return english_clip.read_bytes()
+    return english_clip[0].read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +259,7 @@ def test_large_uploads_leave_no_temp_files(client, english_clip, tmp_path, monke
     """A >1 MB upload is spooled to disk by Starlette; nothing may remain afterwards."""
     import tempfile
 
-    audio = resample(load_audio(english_clip), SAMPLE_RATE, 48000)
+    audio = resample(load_audio(english_clip[0]), SAMPLE_RATE, 48000)
     buffer = io.BytesIO()
     soundfile.write(buffer, np.stack([audio, audio], axis=1), 48000, format="WAV", subtype="FLOAT")
     assert buffer.tell() > 1024 * 1024
