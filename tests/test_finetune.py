@@ -265,3 +265,45 @@ def test_torchrun_two_cpu_processes(speech_manifest, tiny_whisper_en, tmp_path):
         ).read_text()
     )
     assert run["world_size"] == 2
+
+
+def test_finetune_streams_a_sharded_corpus(speech_manifest, tiny_whisper_en, tmp_path):
+    from whisper_tune.data.prepare.sharding import write_shards
+
+    shards = tmp_path / "shards"
+    write_shards(speech_manifest, shards, samples_per_shard=2)
+    assert len(list(shards.glob("*.tar"))) == 2
+    result = finetune(
+        _config(
+            shards,
+            tiny_whisper_en,
+            tmp_path / "out",
+            max_steps=4,
+            per_device_train_batch_size=2,
+            shuffle_buffer=3,
+        )
+    )
+    assert result.steps == 4
+    assert (result.final_checkpoint / "adapter_model.safetensors").is_file()
+
+
+def test_frozen_encoder_trains_decoder_adapters_on_cached_states(
+    speech_manifest, tiny_whisper_en, tmp_path, capsys
+):
+    result = finetune(
+        _config(
+            speech_manifest,
+            tiny_whisper_en,
+            tmp_path / "out",
+            freeze_encoder=True,
+            test_data=str(speech_manifest),
+        )
+    )
+    assert "encoding clips once" in capsys.readouterr().err
+    assert result.last_loss < result.first_loss
+    from safetensors import safe_open
+
+    with safe_open(result.final_checkpoint / "adapter_model.safetensors", "pt") as weights:
+        names = list(weights.keys())
+    assert names and all(".decoder." in name for name in names)
+    assert not any("encoder_attn.k_proj" in name or "encoder_attn.v_proj" in name for name in names)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from whisper_tune.cli._args import add
+from whisper_tune.cli._args import add, add_bool
 
 COMMAND = "demo"
 HELP = "synthesise a corpus, evaluate, fine-tune, merge, re-evaluate, convert: before/after table"
@@ -22,22 +22,45 @@ report.md and report.json.
 
 def register(parser: argparse.ArgumentParser) -> None:
     add(parser, "--output_dir", default="demo_output", help="folder for every artefact")
-    add(parser, "--language", default="en", choices=["en", "zh", "English", "Chinese"],
-        help="recipe: en (tiny.en, WER) or zh (base, CER)")
-    add(parser, "--base_model", default=None,
-        help="model to fine-tune instead of the recipe's bundled one")
+    add(
+        parser,
+        "--language",
+        default="en",
+        choices=["en", "zh", "English", "Chinese"],
+        help="recipe: en (tiny.en, WER) or zh (base, CER)",
+    )
+    add(
+        parser,
+        "--base_model",
+        default=None,
+        help="model to fine-tune instead of the recipe's bundled one",
+    )
     add(parser, "--epochs", type=float, default=None, help="training epochs (recipe default 6)")
     add(parser, "--batch_size", type=int, default=8, help="training batch size")
     add(parser, "--seed", type=int, default=0, help="seed for the corpus split and synthesis")
+    add_bool(
+        parser,
+        "--quick",
+        False,
+        "smoke run: a third of the sentences and 2 epochs (every step, smaller gains)",
+    )
     parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from whisper_tune.demo import DemoConfig, run_demo
 
-    report = run_demo(DemoConfig(output_dir=args.output_dir, language=args.language,
-                                 base_model=args.base_model, epochs=args.epochs,
-                                 batch_size=args.batch_size, seed=args.seed))
+    report = run_demo(
+        DemoConfig(
+            output_dir=args.output_dir,
+            language=args.language,
+            base_model=args.base_model,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            quick=args.quick,
+        )
+    )
     print()
     print(report.table())
     print(f"\nheld-out clip: {report.held_out_clip.get('text')!r}")

@@ -1,0 +1,42 @@
+"""`whisper-tune demo --quick`: every step of the pipeline on the real bundled tiny.en."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from whisper_tune.cli import main
+
+
+@pytest.mark.slow
+def test_quick_demo_walks_the_whole_pipeline(tmp_path, capsys):
+    out = tmp_path / "demo"
+    with pytest.raises(SystemExit) as done:
+        main(["demo", "--quick", "--output_dir", str(out)])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    assert "| WER on domain sentences |" in printed and "| WER on general sentences |" in printed
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["base_model"] == "tiny.en" and report["metric"] == "wer"
+    assert report["before"]["domain"] > 0.1, "the stock model should miss the invented terms"
+    assert report["after"]["domain"] < report["before"]["domain"]
+    assert report["timestamps_ok"], "the fine-tuned model lost its segment timestamps"
+    assert report["held_out_clip"]["segments"], report["held_out_clip"]
+    assert report["silence_text"] == "", f"hallucinated on noise: {report['silence_text']!r}"
+    assert report["ct2_parity"]
+    (first_loss, last_loss) = report["loss"]
+    assert last_loss < first_loss
+
+    artefacts = report["artefacts"]
+    assert (out / "report.md").is_file()
+    assert json.loads((out / "data" / "train.jsonl").read_text().splitlines()[0])["language"]
+    assert (Path(artefacts["merged_model"]) / "config.json").is_file()
+    assert (Path(artefacts["ct2_model"]) / "model.bin").is_file()
+    train = {json.loads(line)["sentence"] for line in (out / "data" / "train.jsonl").open()}
+    held_out = {
+        json.loads(line)["sentence"] for line in (out / "data" / "test_domain.jsonl").open()
+    }
+    assert not train & held_out, "a held-out sentence was trained on"
