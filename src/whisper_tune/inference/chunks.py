@@ -18,13 +18,13 @@ _FRAME = SAMPLE_RATE // 10  # 100 ms loudness frames, 20 ms apart
 _HOP = SAMPLE_RATE // 50
 
 
-def quiet_windows(audio: np.ndarray) -> list[tuple[int, int]]:
-    """Back-to-back ``(start, end)`` sample ranges of at most 30 s covering ``audio``, each cut
-    at the quietest 100 ms of its last 5 s, so that a cut rarely splits a word."""
+def quiet_windows(audio: np.ndarray, length: int = WINDOW_SAMPLES) -> list[tuple[int, int]]:
+    """Back-to-back ``(start, end)`` sample ranges of at most ``length`` covering ``audio``,
+    each cut at the quietest 100 ms of its last 5 s, so that a cut rarely splits a word."""
     windows: list[tuple[int, int]] = []
     start = 0
     while start < len(audio):
-        end = min(start + WINDOW_SAMPLES, len(audio))
+        end = min(start + length, len(audio))
         if end < len(audio):
             end = _quietest(audio, end - CUT_SEARCH_SAMPLES, end)
         windows.append((start, end))

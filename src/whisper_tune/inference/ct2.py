@@ -14,6 +14,8 @@ from whisper_tune.inference.postprocess import finish_segments
 from whisper_tune.inference.types import Segment, TranscribeOptions, TranscriptionInfo, Word
 from whisper_tune.languages import check_task, language_code
 
+BLOCK_SAMPLES = 4 * WINDOW_SAMPLES  # faster-whisper gets long audio in ~2-minute blocks
+
 
 class CT2Transcriber:
     """A :class:`~whisper_tune.inference.types.Transcriber` over a CTranslate2 model dir
@@ -54,49 +56,81 @@ class CT2Transcriber:
     def transcribe(
         self, audio: np.ndarray, options: TranscribeOptions
     ) -> tuple[Iterator[Segment], TranscriptionInfo]:
-        """Decode ``audio``; segments are decoded lazily as the iterator is consumed."""
+        """Decode ``audio``; segments are decoded lazily as the iterator is consumed.
+
+        Long audio goes to faster-whisper in blocks of about two minutes cut at pauses, so
+        its features (computed for a whole input at once) never grow past one block.
+        """
+        check_task(options.task)
+        blocks = quiet_windows(audio, BLOCK_SAMPLES)
+        first, first_info = self._transcribe_block(
+            audio[slice(*blocks[0])], options, language_code(options.language), first=True
+        )
+
+        def segments() -> Iterator[Segment]:
+            yield from (_segment(raw, 0.0, blocks[0][1] / SAMPLE_RATE) for raw in first)
+            for start, end in blocks[1:]:
+                raw_segments, _ = self._transcribe_block(
+                    audio[start:end], options, first_info.language, first=False
+                )
+                for raw in raw_segments:
+                    yield _segment(raw, start / SAMPLE_RATE, end / SAMPLE_RATE)
+
+        info = TranscriptionInfo(
+            language=first_info.language,
+            language_probability=float(first_info.language_probability),
+            duration=len(audio) / SAMPLE_RATE,
+        )
+        return finish_segments(segments(), options, self.timestamp_begin), info
+
+    def _transcribe_block(
+        self, audio: np.ndarray, options: TranscribeOptions, language: str | None, first: bool
+    ):
         kwargs = dict(
-            language=language_code(options.language),
-            task=check_task(options.task),
+            language=language,
+            task=options.task,
             beam_size=options.beam_size,
             temperature=list(options.temperature)
             if isinstance(options.temperature, tuple)
             else options.temperature,
             without_timestamps=not options.timestamps,
             word_timestamps=options.word_timestamps,
-            initial_prompt=options.initial_prompt,
+            initial_prompt=options.initial_prompt if first else None,
             hotwords=options.hotwords,
             vad_filter=options.vad_filter,
             no_speech_threshold=0.6 if options.hallucination_guard else None,
             **options.extra,
         )
-        if options.batch_size > 1:
-            if not options.vad_filter and len(audio) > WINDOW_SAMPLES:
-                # without VAD, batch back-to-back windows cut at pauses
-                kwargs["clip_timestamps"] = [
-                    {"start": start / SAMPLE_RATE, "end": end / SAMPLE_RATE}
-                    for start, end in quiet_windows(audio)
-                ]
-            raw, info = self.batched.transcribe(audio, batch_size=options.batch_size, **kwargs)
-        else:
-            raw, info = self.model.transcribe(audio, **kwargs)
-        segments = (_segment(s) for s in raw)
-        result_info = TranscriptionInfo(
-            language=info.language,
-            language_probability=float(info.language_probability),
-            duration=float(info.duration),
-        )
-        return finish_segments(segments, options, self.timestamp_begin), result_info
+        if options.batch_size <= 1:
+            return self.model.transcribe(audio, **kwargs)
+        if not options.vad_filter and len(audio) > WINDOW_SAMPLES:
+            # without VAD, batch back-to-back windows cut at pauses
+            kwargs["clip_timestamps"] = [
+                {"start": start / SAMPLE_RATE, "end": end / SAMPLE_RATE}
+                for start, end in quiet_windows(audio)
+            ]
+        return self.batched.transcribe(audio, batch_size=options.batch_size, **kwargs)
 
 
-def _segment(raw) -> Segment:
+def _segment(raw, offset: float, limit: float) -> Segment:
+    """Our Segment from faster-whisper's, ``offset`` seconds later; times past the end of the
+    audio (``limit``), which the model sometimes predicts, are clipped to it."""
+
+    def time(seconds: float) -> float:
+        return round(min(offset + seconds, limit), 3)
+
     words = tuple(
-        Word(start=float(w.start), end=float(w.end), word=w.word, probability=float(w.probability))
+        Word(
+            start=time(w.start),
+            end=time(w.end),
+            word=w.word,
+            probability=float(w.probability),
+        )
         for w in raw.words or ()
     )
     return Segment(
-        start=float(raw.start),
-        end=float(raw.end),
+        start=time(raw.start),
+        end=time(raw.end),
         text=raw.text.strip(),
         words=words,
         avg_logprob=float(raw.avg_logprob),

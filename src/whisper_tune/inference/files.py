@@ -47,7 +47,7 @@ class OutputSettings:
 
     output_dir: str | None = None
     output_format: str = "json"
-    stdout: TextIO = field(default=sys.stdout, repr=False)
+    stdout: TextIO | None = field(default=None, repr=False)  # None: sys.stdout at run time
 
 
 def collect_audio_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -96,6 +96,7 @@ def transcribe_files(
         assistant_model_path=engine.assistant_model_path,
     )
     writer = get_writer(output.output_format, output.output_dir) if output.output_dir else None
+    stdout = output.stdout or sys.stdout
     written: list[Path] = []
     failed: list[str] = []
     for path in tqdm(files, unit="file", disable=len(files) == 1 or None):
@@ -110,10 +111,10 @@ def transcribe_files(
         if writer is not None:
             written.extend(writer(transcript, path))
         elif len(files) == 1:
-            output.stdout.write(WRITERS[output.output_format]().format(transcript))
+            stdout.write(WRITERS[output.output_format]().format(transcript))
         else:
             line = {"audio_path": str(path), **seed_json(transcript)}
-            output.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
     if failed:
         raise AudioError(
             f"{len(failed)} of {len(files)} files could not be read: {', '.join(failed)}"

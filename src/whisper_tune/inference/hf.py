@@ -2,13 +2,15 @@
 
 Long audio is decoded window by window, each window starting where the last complete
 segment ended (openai/whisper's timestamp seeking), so segments stream out as they are
-decoded and memory does not grow with the audio length. With ``batch_size > 1`` or
-``vad_filter`` the audio is cut up front (fixed windows or speech spans) and decoded in
-batches. Each window gets openai/whisper's temperature fallback and no-speech check.
+decoded and memory does not grow with the audio length. With ``batch_size > 1``,
+``vad_filter`` or an assistant model the audio is cut up front (windows cut at pauses, or
+speech spans) and decoded in batches. Each window gets openai/whisper's temperature
+fallback and no-speech check.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -119,7 +121,13 @@ class HFTranscriber:
         elif language is None:
             language, probability = self.detect_language(audio[:WINDOW_SAMPLES])
         info = TranscriptionInfo(language, probability, len(audio) / SAMPLE_RATE)
-        if options.vad_filter or options.batch_size > 1:
+        if self.assistant is not None and options.timestamps:
+            log.warning(
+                "speculative decoding in transformers mishandles timestamp tokens; decoding "
+                "without timestamps (one segment per window of at most 30 s)"
+            )
+            options = dataclasses.replace(options, timestamps=False)
+        if options.vad_filter or options.batch_size > 1 or self.assistant is not None:
             segments = self._decode_spans(audio, language, options)
         else:
             segments = self._decode_seeking(audio, language, options)
@@ -216,14 +224,20 @@ class HFTranscriber:
 
         temperatures = temperature if isinstance(temperature, tuple | list) else (temperature,)
         with torch.inference_mode():
-            hidden = self._encode(self._features(windows))
+            features = self._features(windows)
+            hidden = self._encode(features)
             no_speech = self._first_logits(hidden).float().softmax(-1)[:, self.no_speech_id]
             results: list[_Decoded | None] = [None] * len(windows)
             pending = list(range(len(windows)))
             for t in temperatures:
+                # the assistant encodes the features itself; otherwise reuse the encoding
+                inputs = (
+                    {"input_features": features[pending]}
+                    if self.assistant is not None
+                    else {"encoder_outputs": BaseModelOutput(last_hidden_state=hidden[pending])}
+                )
                 out = self.model.generate(
-                    encoder_outputs=BaseModelOutput(last_hidden_state=hidden[pending]),
-                    **self._generate_kwargs(language, options, prompt, t),
+                    **inputs, **self._generate_kwargs(language, options, prompt, t)
                 )
                 for row, index in enumerate(pending):
                     results[index] = self._result(out, row, t, float(no_speech[index]))

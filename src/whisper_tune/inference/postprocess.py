@@ -16,7 +16,8 @@ _NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue", "bo"})
 def finish_segments(
     segments: Iterable[Segment], options: TranscribeOptions, timestamp_begin: int
 ) -> Iterator[Segment]:
-    """Apply the timestamp watch, the hallucination guard and ``to_simple``/``remove_pun``."""
+    """Apply the timestamp watch, the hallucination guard and ``to_simple``/``remove_pun``;
+    segments left without text or without duration are dropped."""
     if options.timestamps:
         segments = watch_timestamps(segments, timestamp_begin)
     if options.hallucination_guard:
@@ -24,7 +25,7 @@ def finish_segments(
     text_options = TextOptions(remove_pun=options.remove_pun, to_simple=options.to_simple)
     for segment in segments:
         text = text_options.apply(segment.text)
-        if not text:
+        if not text or segment.end <= segment.start:
             continue
         words = tuple(
             dataclasses.replace(word, word=text_options.apply(word.word)) for word in segment.words

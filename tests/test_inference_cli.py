@@ -1,0 +1,97 @@
+"""``whisper-tune transcribe``: seed JSON on stdout, folders, output files, clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from whisper_tune.cli import main
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transcribe", *args])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_one_clip_prints_the_seed_json(capsys, english_clip):
+    path, _ = english_clip
+    code, out, _ = run(capsys, "--audio_path", str(path), "--use_int8", "--beam_size", "1")
+    assert code == 0
+    result = json.loads(out)
+    assert list(result) == ["language", "duration", "results", "text"]
+    assert result["language"] == "en" and 2 < result["duration"] < 10
+    assert all(list(r) == ["start", "end", "text"] for r in result["results"])
+    assert "snow tomorrow" in result["text"].lower()
+
+
+def test_folder_to_json_lines_and_files(capsys, tmp_path, english_clip, silence_clip):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(english_clip[0], folder / "a.wav")
+    shutil.copy(silence_clip, folder / "b.wav")
+    (folder / "notes.txt").write_text("not audio", encoding="utf-8")
+    code, out, _ = run(capsys, "--audio_path", str(folder), "--beam_size", "1")
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["audio_path"] for line in lines] == [str(folder / "a.wav"), str(folder / "b.wav")]
+    assert lines[1]["results"] == [] and lines[1]["text"] == ""  # silence: guard drops "you"
+    code, out, _ = run(
+        capsys,
+        "--audio_path",
+        str(folder),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--output_format",
+        "srt",
+        "--beam_size",
+        "1",
+    )
+    assert code == 0 and out == ""
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.srt", "b.srt"]
+    assert "--> " in (tmp_path / "out" / "a.srt").read_text(encoding="utf-8")
+
+
+def test_transformers_engine_from_an_hf_dir(capsys, tiny_whisper_en, english_clip):
+    code, out, _ = run(
+        capsys,
+        "--audio_path",
+        str(english_clip[0]),
+        "--model_path",
+        str(tiny_whisper_en),
+        "--beam_size",
+        "1",
+        "--no_hallucination_guard",
+        "--output_format",
+        "vtt",
+    )
+    assert code == 0 and out.startswith("WEBVTT\n\n")
+
+
+def test_clear_errors(capsys, tmp_path, english_clip, tiny_whisper_en):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wave file")
+    code, out, err = run(capsys, "--audio_path", str(broken))
+    assert code == 2 and out == "" and "broken.wav" in err and "Traceback" not in err
+    code, out, err = run(
+        capsys, "--audio_path", str(english_clip[0]), str(broken), "--beam_size", "1"
+    )
+    assert code == 2 and "1 of 2 files could not be read" in err and "broken.wav" in err
+    assert json.loads(out)["audio_path"] == str(english_clip[0])  # the good file still done
+    code, _, err = run(capsys, "--audio_path", str(tmp_path / "missing.wav"))
+    assert code == 2 and "missing.wav: audio file not found" in err
+    code, _, err = run(
+        capsys,
+        "--audio_path",
+        str(english_clip[0]),
+        "--model_path",
+        str(tiny_whisper_en),
+        "--engine",
+        "ct2",
+    )
+    assert code == 2 and "Hugging Face model" in err
+    code, _, err = run(capsys, "--audio_path", str(english_clip[0]), "--output_format", "all")
+    assert code == 2 and "--output_dir" in err
