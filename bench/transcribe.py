@@ -1,0 +1,392 @@
+"""Transcription speed and memory: whisper-tune's engines against the libraries beneath them.
+
+On the bundled tiny.en and synthetic English speech, side by side in one run:
+
+* whisper-tune's CTranslate2 engine vs faster-whisper's ``WhisperModel`` called directly with
+  the same options (the wrapper's overhead),
+* CTranslate2 int8 vs float32 vs the transformers engine in float32,
+* short clips (one call per clip) and a long file (at least 5 minutes): sequential, batched
+  (``batch_size=8``) and with the VAD filter,
+* RTF = processing seconds / audio seconds (lower is faster) and word error rate,
+* peak RSS of each configuration in a fresh process, of the ``whisper-tune transcribe`` CLI,
+  and of a 1-minute vs a 10-minute file (memory must not grow with the audio).
+
+Usage: ``python -m bench.transcribe [--smoke] [--output FILE]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.harness import (
+    BenchError,
+    answer_probe,
+    bench_parser,
+    finish,
+    machine,
+    markdown_table,
+    parse_args,
+    require_positive,
+    run_probe,
+    side_by_side,
+)
+
+NAME = "transcribe"
+MODEL = "tiny.en"
+BEAM_SIZE = 5
+LANGUAGE = "en"
+
+
+@dataclass(frozen=True)
+class Config:
+    """One way of transcribing: which code, which precision, batched or not, VAD or not."""
+
+    key: str
+    engine: str  # whisper-tune (its ct2 engine), faster-whisper (direct) or transformers
+    compute_type: str
+    batch_size: int = 1
+    vad_filter: bool = False
+
+    @property
+    def label(self) -> str:
+        name = {
+            "whisper-tune": "whisper-tune ct2",
+            "faster-whisper": "faster-whisper direct",
+            "transformers": "whisper-tune transformers",
+        }[self.engine]
+        extra = f", batch {self.batch_size}" if self.batch_size > 1 else ""
+        extra += ", VAD" if self.vad_filter else ""
+        return f"{name} {self.compute_type}{extra}"
+
+
+WT_INT8 = Config("wt-int8", "whisper-tune", "int8")
+FW_INT8 = Config("fw-int8", "faster-whisper", "int8")
+WT_F32 = Config("wt-f32", "whisper-tune", "float32")
+HF_F32 = Config("hf-f32", "transformers", "float32")
+WT_INT8_BATCHED = Config("wt-int8-b8", "whisper-tune", "int8", batch_size=8)
+WT_INT8_VAD = Config("wt-int8-vad", "whisper-tune", "int8", vad_filter=True)
+SHORT_CONFIGS = (WT_INT8, FW_INT8, WT_F32, HF_F32)
+LONG_CONFIGS = (WT_INT8, FW_INT8, WT_F32, WT_INT8_BATCHED, WT_INT8_VAD)
+
+
+def load_model(config: Config):
+    """The engine object for ``config`` (whisper-tune Transcriber or faster-whisper model)."""
+    from whisper_tune import zoo
+
+    if config.engine == "faster-whisper":
+        from faster_whisper import WhisperModel
+
+        return WhisperModel(
+            str(zoo.bundled_ct2_dir(MODEL)),
+            device="cpu",
+            compute_type=config.compute_type,
+            local_files_only=True,
+        )
+    from whisper_tune.inference import load_transcriber
+
+    if config.engine == "transformers":
+        return load_transcriber(
+            str(zoo.bundled_hf_dir(MODEL)), engine="transformers", compute_type=config.compute_type
+        )
+    return load_transcriber(
+        str(zoo.bundled_ct2_dir(MODEL)), engine="ct2", compute_type=config.compute_type
+    )
+
+
+def transcribe(model, config: Config, audio) -> str:
+    """The whole transcript of ``audio``: every segment decoded, as a user would consume it.
+
+    faster-whisper gets the options whisper-tune passes it for ``TranscribeOptions(language,
+    beam_size)``; the rest of those (temperature fallback, no-speech threshold 0.6,
+    timestamps on) are faster-whisper's own defaults too.
+    """
+    if config.engine == "faster-whisper":
+        segments, _ = model.transcribe(
+            audio, language=LANGUAGE, beam_size=BEAM_SIZE, vad_filter=config.vad_filter
+        )
+        return " ".join(s.text.strip() for s in segments)
+    from whisper_tune.inference import TranscribeOptions
+
+    options = TranscribeOptions(
+        language=LANGUAGE,
+        beam_size=BEAM_SIZE,
+        batch_size=config.batch_size,
+        vad_filter=config.vad_filter,
+    )
+    segments, _ = model.transcribe(audio, options)
+    return " ".join(s.text for s in segments)
+
+
+def probe(spec: dict) -> dict:
+    """In a fresh process: transcribe the given wav files once (library or CLI)."""
+    import time
+
+    from whisper_tune.audio import audio_duration, load_audio
+
+    started = time.perf_counter()
+    if "cli" in spec:
+        from whisper_tune.cli import main as cli_main
+
+        with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
+            try:
+                cli_main([*spec["cli"], "--output_dir", out])
+            except SystemExit as exc:
+                if exc.code:
+                    command = " ".join(spec["cli"])
+                    raise BenchError(f"whisper-tune {command} exited {exc.code}") from None
+            chars = sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
+        seconds = sum(audio_duration(p) for p in spec["audio"])
+    else:
+        config = Config(**spec["config"])
+        model = load_model(config)
+        texts = [transcribe(model, config, load_audio(path)) for path in spec["audio"]]
+        chars = sum(len(t) for t in texts)
+        seconds = sum(audio_duration(p) for p in spec["audio"])
+    return {"cold_seconds": time.perf_counter() - started, "audio_seconds": seconds, "chars": chars}
+
+
+def measure_speed(sets: dict, repeats: int, warmup: int) -> list[dict]:
+    """RTF and WER of every configuration on every audio set, side by side per set."""
+    from bench.speech import word_error_rate
+
+    configs = {c.key: c for c in (*SHORT_CONFIGS, *LONG_CONFIGS)}
+    models = {key: load_model(config) for key, config in configs.items()}
+    rows = []
+    for set_name, (speeches, keys) in sets.items():
+        # warm up on the first 35 s, enough to load every lazy part (VAD, batching)
+        warm = {
+            k: _runner(models[k], configs[k], [s.audio[: 35 * 16000] for s in speeches])
+            for k in keys
+        }
+        for _ in range(warmup):
+            for run in warm.values():
+                run()
+        cases = {k: _runner(models[k], configs[k], [s.audio for s in speeches]) for k in keys}
+        timings = side_by_side(cases, repeats, warmup=0, label=f"{NAME} {set_name}")
+        audio_seconds = sum(s.seconds for s in speeches)
+        reference = " ".join(s.text for s in speeches)
+        for key, timing in timings.items():
+            hypothesis = " ".join(timing.output)
+            rows.append(
+                {
+                    "set": set_name,
+                    "config": key,
+                    "label": configs[key].label,
+                    **asdict(configs[key]),
+                    "audio_seconds": round(audio_seconds, 2),
+                    **timing.summary(),
+                    "rtf_median": round(timing.median / audio_seconds, 5),
+                    "rtf_min": round(timing.min / audio_seconds, 5),
+                    "wer": round(word_error_rate(reference, hypothesis), 4),
+                    "transcript_chars": len(hypothesis),
+                }
+            )
+    return rows
+
+
+def _runner(model, config: Config, audios: Sequence):
+    return lambda: [transcribe(model, config, audio) for audio in audios]
+
+
+def measure_memory(files: dict[str, list[str]], plan: Sequence[tuple[str, object]]) -> list[dict]:
+    """Peak RSS of each (set, config or CLI flags) in its own fresh process."""
+    rows = []
+    for set_name, what in plan:
+        if isinstance(what, Config):
+            spec = {"config": asdict(what), "audio": files[set_name]}
+            key, label = what.key, what.label
+        else:
+            cli = ["transcribe", "--audio_path", *files[set_name], "--model_path", MODEL, *what]
+            spec = {"cli": cli, "audio": files[set_name]}
+            key = "cli" + "".join(what)
+            label = "whisper-tune transcribe " + (" ".join(what) or "(defaults)")
+        print(f"  {NAME}: peak RSS of {label} on {set_name}", file=sys.stderr, flush=True)
+        result = run_probe(f"bench.{NAME}", spec)
+        rows.append(
+            {
+                "set": set_name,
+                "config": key,
+                "label": label,
+                "peak_rss_mib": result["peak_rss_mib"],
+                "cold_seconds": round(result["cold_seconds"], 2),
+                "audio_seconds": round(result["audio_seconds"], 2),
+                "chars": result["chars"],
+            }
+        )
+    return rows
+
+
+# (what, audio set, numerator, denominator, comparison, target): ratio of median seconds
+RATIO_GOALS = (
+    ("ct2 engine overhead vs faster-whisper direct", "short", "wt-int8", "fw-int8", "<=", 1.03),
+    ("ct2 engine overhead vs faster-whisper direct", "long", "wt-int8", "fw-int8", "<=", 1.03),
+    ("ct2 int8 speed-up vs transformers fp32", "short", "hf-f32", "wt-int8", ">=", 4.0),
+    ("batched (8) speed-up vs sequential", "long", "wt-int8", "wt-int8-b8", ">=", 2.0),
+    ("ct2 int8 speed-up vs float32", "short", "wt-f32", "wt-int8", None, None),
+    ("ct2 int8 speed-up vs float32", "long", "wt-f32", "wt-int8", None, None),
+    ("VAD speed-up vs no VAD", "long", "wt-int8", "wt-int8-vad", None, None),
+)
+RSS_LIMIT_MIB = 500
+FLATNESS_LIMIT = 1.5
+
+
+def goals(speed: list[dict], memory: list[dict], flats: Sequence[str]) -> list[dict]:
+    """The issue's targets (and a few informative ratios) with the measured values."""
+    rows = {(r["set"], r["config"]): r for r in speed}
+    found = []
+    for what, set_name, numerator, denominator, comparison, target in RATIO_GOALS:
+        a, b = rows.get((set_name, numerator)), rows.get((set_name, denominator))
+        if a is None or b is None:
+            continue
+        median, least = a["median_s"] / b["median_s"], a["min_s"] / b["min_s"]
+        met = None
+        if comparison:
+            met = median <= target if comparison == "<=" else median >= target
+        found.append(
+            {
+                "goal": f"{what} ({set_name})",
+                "value": round(median, 3),
+                "min_ratio": round(least, 3),
+                "target": f"{comparison} {target:g}" if comparison else "(info)",
+                "met": met,
+            }
+        )
+    ours = [r for r in memory if r["config"].startswith(("wt-", "cli"))]
+    worst = max(r["peak_rss_mib"] for r in ours)
+    found.append(
+        {
+            "goal": "peak RSS of tiny.en transcription, MiB (worst whisper-tune ct2 run)",
+            "value": worst,
+            "target": f"< {RSS_LIMIT_MIB}",
+            "met": worst < RSS_LIMIT_MIB,
+        }
+    )
+    flat = sorted((r["audio_seconds"], r["peak_rss_mib"]) for r in memory if r["set"] in flats)
+    if len(flat) == 2:
+        ratio = flat[1][1] / flat[0][1]
+        found.append(
+            {
+                "goal": "peak RSS, longer / shorter file (memory flatness)",
+                "value": round(ratio, 3),
+                "target": f"<= {FLATNESS_LIMIT:g}",
+                "met": ratio <= FLATNESS_LIMIT,
+            }
+        )
+    return found
+
+
+def check(record: dict) -> None:
+    """Smoke checks: every number positive and finite, every transcript non-empty."""
+    for row in record["speed"]:
+        where = f"{row['set']}/{row['config']}"
+        require_positive(row, ["median_s", "min_s", "rtf_median", "transcript_chars"], where)
+    for row in record["memory"]:
+        require_positive(row, ["peak_rss_mib", "cold_seconds", "chars"], row["label"])
+
+
+def main(argv: Sequence[str] | None = None) -> dict | None:
+    parser = bench_parser(NAME, __doc__.splitlines()[0])
+    parser.add_argument(
+        "--flat_minutes",
+        type=float,
+        nargs=2,
+        default=(1.0, 10.0),
+        help="lengths of the two files compared for memory flatness",
+    )
+    args = parse_args(parser, argv, NAME)
+    if args.probe:
+        answer_probe(probe(json.loads(args.probe)))
+        return None
+
+    from bench.speech import long_speech, spoken
+
+    from whisper_tune.corpus_text import ENGLISH_GENERAL
+    from whisper_tune.synth import save_wav
+
+    record = {"name": NAME, "machine": machine(), "model": MODEL}
+    record["options"] = {"language": LANGUAGE, "beam_size": BEAM_SIZE}
+    sentences = spoken(ENGLISH_GENERAL[: 10 if args.smoke else len(ENGLISH_GENERAL)])
+    short = sentences[: 1 if args.smoke else 8]
+    long = long_speech(sentences, 32 if args.smoke else 300)
+    flat_minutes = (0.1, 0.3) if args.smoke else args.flat_minutes
+    flats = {f"flat-{m:g}min": long_speech(sentences, m * 60) for m in flat_minutes}
+    record["audio"] = {
+        "short_clips": len(short),
+        "short_seconds": round(sum(s.seconds for s in short), 2),
+        "long_seconds": round(long.seconds, 2),
+        **{f"{k}_seconds": round(v.seconds, 2) for k, v in flats.items()},
+    }
+    long_configs = [c for c in LONG_CONFIGS if not (args.smoke and c is WT_F32)]
+    sets = {"short": (short, [c.key for c in SHORT_CONFIGS])}
+    sets["long"] = ([long], [c.key for c in long_configs])
+    record["speed"] = measure_speed(sets, args.repeats, args.warmup)
+
+    with tempfile.TemporaryDirectory() as folder:
+        files = {
+            "short": [
+                str(save_wav(Path(folder) / f"short{i}.wav", s.audio)) for i, s in enumerate(short)
+            ],
+            "long": [str(save_wav(Path(folder) / "long.wav", long.audio))],
+            **{k: [str(save_wav(Path(folder) / f"{k}.wav", v.audio))] for k, v in flats.items()},
+        }
+        if args.smoke:
+            plan = [("short", WT_INT8), ("short", ())]
+            plan += [(k, WT_INT8) for k in flats]
+        else:
+            plan = [("short", c) for c in SHORT_CONFIGS] + [("long", c) for c in LONG_CONFIGS]
+            plan += [("long", ()), ("long", ("--use_int8",))]
+            plan += [(k, WT_INT8) for k in flats]
+        record["memory"] = measure_memory(files, plan)
+    record["goals"] = goals(record["speed"], record["memory"], list(flats))
+    if args.smoke:
+        check(record)
+    return finish(args, NAME, record, tables(record))
+
+
+def tables(record: dict) -> list[str]:
+    speed = markdown_table(
+        ["set", "configuration", "audio s", "median s", "min s", "RTF median", "RTF min", "WER"],
+        [
+            [
+                r["set"],
+                r["label"],
+                r["audio_seconds"],
+                r["median_s"],
+                r["min_s"],
+                r["rtf_median"],
+                r["rtf_min"],
+                r["wer"],
+            ]
+            for r in record["speed"]
+        ],
+    )
+    memory = markdown_table(
+        ["set", "configuration", "audio s", "peak RSS MiB", "cold process s"],
+        [
+            [r["set"], r["label"], r["audio_seconds"], r["peak_rss_mib"], r["cold_seconds"]]
+            for r in record["memory"]
+        ],
+    )
+    goal_table = markdown_table(
+        ["goal", "measured (median)", "min ratio", "target", "met"],
+        [
+            [g["goal"], g["value"], g.get("min_ratio"), g["target"], _met(g["met"])]
+            for g in record["goals"]
+        ],
+    )
+    return [speed, memory, goal_table]
+
+
+def _met(met: bool | None) -> str:
+    return "" if met is None else "yes" if met else "NO"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The benchmarks: each ``--smoke`` run yields positive, finite numbers and real transcripts;
+the shared helpers classify profiles and refuse nonsense."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from whisper_tune.errors import WhisperTuneError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def bench_importable(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+
+
+def _finite_positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@pytest.mark.slow
+def test_transcribe_smoke(tmp_path):
+    from bench import transcribe
+
+    out = tmp_path / "t.json"
+    record = transcribe.main(["--smoke", "--output", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(record))
+    speed = {(r["set"], r["config"]): r for r in record["speed"]}
+    for key in ("wt-int8", "fw-int8", "wt-f32", "hf-f32"):
+        row = speed[("short", key)]
+        assert _finite_positive(row["rtf_median"]) and row["transcript_chars"] > 10
+        assert row["wer"] < 0.3, row  # a clean synthetic sentence is transcribed, not garbled
+    for key in ("wt-int8", "fw-int8", "wt-int8-b8", "wt-int8-vad"):
+        assert speed[("long", key)]["wer"] < 0.3
+    assert record["audio"]["long_seconds"] > 30  # more than one window: batching has work
+    for row in record["memory"]:
+        assert 50 < row["peak_rss_mib"] < 8000, row
+    goals = {g["goal"]: g for g in record["goals"]}
+    assert any("overhead" in name for name in goals)
+    assert all(_finite_positive(g["value"]) for g in goals.values())
+
+
+@pytest.mark.slow
+def test_finetune_smoke(tmp_path):
+    from bench import finetune
+
+    out = tmp_path / "f.json"
+    record = finetune.main(["--smoke", "--output", str(out)])
+    assert json.loads(out.read_text())["name"] == "finetune"
+    rows = {r["trainer"]: r for r in record["trainers"]}
+    assert set(rows) == set(finetune.TRAINERS)
+    for row in rows.values():
+        assert _finite_positive(row["samples_per_s_median"])
+        assert _finite_positive(row["heldout_loss"]) and row["heldout_loss"] < 5
+        assert 0 <= row["heldout_wer"] < 1.5
+        assert 100 < row["peak_rss_mib_median"] < 16000
+    assert all(_finite_positive(v) for v in record["ratios"].values())
+
+
+@pytest.mark.slow
+def test_evaluate_smoke_through_the_cli(tmp_path):
+    out = tmp_path / "e.json"
+    command = [sys.executable, "-m", "whisper_tune", "bench", "evaluate", "--smoke"]
+    done = subprocess.run(
+        [*command, "--output", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| extractor" in done.stdout  # the tables were printed
+    record = json.loads(out.read_text())
+    assert {r["case"] for r in record["evaluation"]} >= {"b1-w0", "b16-w2", "ct2-int8-loop"}
+    assert all(r["wer"] < 0.3 and r["utterances"] == 4 for r in record["evaluation"])
+    shapes = {tuple(r["shape"]) for r in record["features"] if r["clips"] == 16}
+    assert all(shape[0] == 16 and shape[1] == 80 for shape in shapes)
+
+
+@pytest.mark.slow
+def test_server_smoke(tmp_path):
+    from bench import server
+
+    record = server.main(["--smoke", "--output", str(tmp_path / "s.json")])
+    modes = {(r["mode"], r["clients"]) for r in record["levels"]}
+    assert modes == {("server", 1), ("server", 2), ("direct", 1), ("direct", 2)}
+    assert all(r["p95_s"] >= r["p50_s"] > 0 for r in record["levels"])
+    assert record["server_peak_rss_mib"] > 50
+
+
+def test_profile_phases_from_py_spy_stacks():
+    from bench.finetune import phase_shares
+
+    raw = "\n".join(
+        [
+            "<module> (x.py:1);Trainer.train (transformers/trainer.py:9);"
+            "WhisperEncoder.forward (transformers/models/whisper/modeling_whisper.py:5) 6",
+            "<module> (x.py:1);Tensor.backward (torch/_tensor.py:3);"
+            "_engine_run_backward (torch/autograd/graph.py:7) 3",
+            "Thread.run (threading.py:1);Condition.wait (threading.py:331) 50",  # idle helper
+            "<module> (x.py:1);SeedDataset.__getitem__ (bench/finetune.py:1);"
+            "WhisperFeatureExtractor.__call__ (feature_extraction_whisper.py:2) 1",
+        ]
+    )
+    shares = phase_shares(raw)
+    assert shares["encoder forward"] == 0.6
+    assert shares["backward"] == 0.3
+    assert shares["feature extraction"] == 0.1
+    assert sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_side_by_side_rotates_and_summarises():
+    from bench.harness import side_by_side
+
+    calls = []
+    timings = side_by_side(
+        {"a": lambda: calls.append("a") or 1, "b": lambda: calls.append("b") or 2},
+        repeats=2,
+        warmup=1,
+    )
+    assert calls == ["a", "b", "a", "b", "b", "a"]  # warm-up, then rotated rounds
+    assert timings["b"].output == 2 and len(timings["a"].seconds) == 2
+    assert timings["a"].min <= timings["a"].median
+
+
+def test_require_positive_names_the_bad_number():
+    from bench.harness import BenchError, require_positive
+
+    require_positive({"x": 1.5}, ["x"], "case")
+    for bad in (0, -1, float("nan"), float("inf"), None):
+        with pytest.raises(BenchError, match="case: x"):
+            require_positive({"x": bad}, ["x"], "case")
+
+
+def test_cli_explains_where_the_benchmarks_are(tmp_path, monkeypatch):
+    import whisper_tune
+    from whisper_tune.cli.bench import find_bench_root
+
+    assert find_bench_root() == ROOT  # from this checkout (cwd or the editable install)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(whisper_tune, "__file__", str(tmp_path / "a" / "b" / "__init__.py"))
+    with pytest.raises(WhisperTuneError, match="source checkout"):
+        find_bench_root()
