@@ -307,3 +307,41 @@ def test_frozen_encoder_trains_decoder_adapters_on_cached_states(
         names = list(weights.keys())
     assert names and all(".decoder." in name for name in names)
     assert not any("encoder_attn.k_proj" in name or "encoder_attn.v_proj" in name for name in names)
+
+
+def test_cached_frozen_layers_give_the_same_encoder_output(tiny_whisper_en):
+    import torch
+
+    from whisper_tune.models import load_whisper
+    from whisper_tune.train.encoder_cache import encode_frozen_part, run_from_cached_states
+
+    model = load_whisper(str(tiny_whisper_en)).eval()
+    encoder = model.get_encoder()
+    features = torch.randn(2, 80, 3000)
+    with torch.no_grad():
+        expected = encoder(features).last_hidden_state
+        cached = encode_frozen_part(encoder, features, frozen_layers=1)
+        run_from_cached_states(encoder, frozen_layers=1)
+        resumed = encoder(cached).last_hidden_state
+    torch.testing.assert_close(resumed, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_partly_frozen_encoder_trains_top_encoder_layers(
+    speech_manifest, tiny_whisper_en, tmp_path
+):
+    result = finetune(
+        _config(
+            speech_manifest, tiny_whisper_en, tmp_path / "out", freeze_encoder_layers=1, max_steps=6
+        )
+    )
+    assert result.last_loss < result.first_loss
+    from safetensors import safe_open
+
+    with safe_open(result.final_checkpoint / "adapter_model.safetensors", "pt") as weights:
+        names = list(weights.keys())
+    encoder_layers = {
+        name.split(".encoder.layers.")[1].split(".")[0]
+        for name in names
+        if ".encoder.layers." in name
+    }
+    assert encoder_layers == {"1"}, "only the top encoder layer (of 2) gets adapters"

@@ -117,11 +117,21 @@ def register(parser: argparse.ArgumentParser) -> None:
         "adapters in the decoder only: the encoder is not trained, and each clip is "
         "encoded once and cached (several times faster on CPU)",
     )
+    add(
+        model,
+        "--freeze_encoder_layers",
+        type=int,
+        default=0,
+        help="leave the bottom N encoder layers without adapters; their output is computed "
+        "once per clip and cached, so training costs only the layers above (a middle way "
+        "between full LoRA and --freeze_encoder that still adapts to new acoustics)",
+    )
     add_bool(
         model,
         "--cache_encoder_outputs",
         True,
-        "with --freeze_encoder, keep each clip's encoder output in memory across epochs "
+        "with frozen encoder layers, keep each clip's hidden state below the trained layers in "
+        "memory across epochs "
         "(off automatically with augmentation, shards or a cache over --encoder_cache_gb)",
     )
     add(

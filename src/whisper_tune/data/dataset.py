@@ -152,15 +152,8 @@ class Collator:
             n = len(sample["labels"])
             inputs[row, :n] = torch.tensor(sample["decoder_input_ids"])
             labels[row, :n] = torch.tensor(sample["labels"])
-        batch = {"decoder_input_ids": inputs, "labels": labels}
-        if "encoder_hidden" in good[0]:  # a frozen encoder's cached output
-            hidden = torch.stack([s["encoder_hidden"] for s in good]).float()
-            batch["encoder_outputs"] = (hidden,)
-        else:
-            batch["input_features"] = torch.from_numpy(
-                np.stack([s["input_features"] for s in good])
-            )
-        return batch
+        features = torch.stack([torch.as_tensor(s["input_features"]) for s in good])
+        return {"input_features": features.float(), "decoder_input_ids": inputs, "labels": labels}
 
 
 def check_audio_files(utterances: Sequence[Utterance], skip_bad: bool) -> list[Utterance]:

@@ -13,25 +13,33 @@ def adalora_schedule(total_steps: int) -> tuple[int, int, int]:
     return tinit, tfinal, delta_t
 
 
-def decoder_only_targets(modules: tuple[str, ...]) -> str:
-    """A PEFT regex for adapters in the decoder only, leaving the encoder as the base model's.
+def partial_targets(modules: tuple[str, ...], first_encoder_layer: int, encoder_layers: int) -> str:
+    """A PEFT regex for adapters in the decoder and the encoder layers from
+    ``first_encoder_layer`` up; the layers below stay exactly the base model's.
 
-    Cross-attention keys/values are left out too: they see only the (frozen) encoder
-    output, so without adapters they need no gradient over all 1500 encoder frames.
+    Cross-attention keys/values are left out: they only project the encoder output, and
+    without adapters they need no gradient over all 1500 encoder frames.
     """
-    names = [f"self_attn\\.{m}" for m in modules if m.endswith("proj")]
-    names += [f"encoder_attn\\.{m}" for m in modules if m in ("q_proj", "out_proj")]
-    names += [m for m in modules if not m.endswith("proj")]
-    return rf"^model\.decoder\.layers\.\d+\.({'|'.join(names)})$"
+    projections = [m for m in modules if m.endswith("proj")]
+    others = [m for m in modules if not m.endswith("proj")]
+    decoder = [f"self_attn\\.{m}" for m in projections] + others
+    decoder += [f"encoder_attn\\.{m}" for m in projections if m in ("q_proj", "out_proj")]
+    pattern = rf"model\.decoder\.layers\.\d+\.({'|'.join(decoder)})"
+    trained = "|".join(str(i) for i in range(first_encoder_layer, encoder_layers))
+    if trained:
+        encoder = [f"self_attn\\.{m}" for m in projections] + others
+        pattern += rf"|model\.encoder\.layers\.({trained})\.({'|'.join(encoder)})"
+    return f"^({pattern})$"
 
 
-def build_peft_config(config: FinetuneConfig, total_steps: int):
+def build_peft_config(config: FinetuneConfig, total_steps: int, encoder_layers: int):
     """A LoraConfig, or an AdaLoraConfig whose budget schedule fits ``total_steps``."""
     from peft import AdaLoraConfig, LoraConfig
 
     targets: list[str] | str = list(config.target_modules)
-    if config.freeze_encoder:
-        targets = decoder_only_targets(config.target_modules)
+    frozen = config.frozen_encoder_layers(encoder_layers)
+    if frozen:
+        targets = partial_targets(config.target_modules, frozen, encoder_layers)
     if config.use_adalora:
         tinit, tfinal, delta_t = adalora_schedule(total_steps)
         return AdaLoraConfig(
@@ -65,4 +73,5 @@ def attach_adapter(model, config: FinetuneConfig, total_steps: int):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model)
-    return get_peft_model(model, build_peft_config(config, total_steps))
+    layers = model.config.encoder_layers
+    return get_peft_model(model, build_peft_config(config, total_steps, layers))

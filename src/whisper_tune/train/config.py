@@ -50,7 +50,8 @@ class FinetuneConfig:
     use_8bit: bool = False
     use_compile: bool = False
     gradient_checkpointing: bool = False
-    freeze_encoder: bool = False
+    freeze_encoder: bool = False  # all encoder layers; or only the bottom ones:
+    freeze_encoder_layers: int = 0
     cache_encoder_outputs: bool = True
     encoder_cache_gb: float = 4.0
     resume_from_checkpoint: str | None = None
@@ -60,6 +61,10 @@ class FinetuneConfig:
     shuffle_buffer: int = 1000
     seed: int = 42
     extra: dict = field(default_factory=dict)
+
+    def frozen_encoder_layers(self, num_layers: int) -> int:
+        """How many bottom encoder layers get no adapters (all with ``freeze_encoder``)."""
+        return num_layers if self.freeze_encoder else min(self.freeze_encoder_layers, num_layers)
 
     def save(self, directory: str | Path, **facts) -> None:
         """Write ``run_config.json`` (the config plus run facts such as the resolved model)."""

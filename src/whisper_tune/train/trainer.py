@@ -32,7 +32,11 @@ from whisper_tune.models import load_processor, load_whisper, model_name, resolv
 from whisper_tune.train.adapters import attach_adapter
 from whisper_tune.train.callbacks import AdaLoraBudgetCallback, RunConfigCallback
 from whisper_tune.train.config import FinetuneConfig
-from whisper_tune.train.encoder_cache import EncoderOutputCache, cache_size_bytes
+from whisper_tune.train.encoder_cache import (
+    EncoderStateCache,
+    cache_size_bytes,
+    run_from_cached_states,
+)
 
 
 @dataclass
@@ -83,15 +87,14 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     model.generation_config.forced_decoder_ids = None
     model.config.use_cache = False
     model = attach_adapter(model, config, total_steps)
-    if _can_cache_encoder(config, train_set, eval_set, model.config):
+    frozen = config.frozen_encoder_layers(model.config.encoder_layers)
+    if frozen and _can_cache_encoder(config, train_set, eval_set, model.config):
         encoder = model.get_base_model().get_encoder()
-        train_set = EncoderOutputCache(
-            train_set, encoder, config.per_device_eval_batch_size, config.num_workers
-        )
+        batch, workers = config.per_device_eval_batch_size, config.num_workers
+        train_set = EncoderStateCache(train_set, encoder, frozen, batch, workers)
         if eval_set is not None:
-            eval_set = EncoderOutputCache(
-                eval_set, encoder, config.per_device_eval_batch_size, config.num_workers
-            )
+            eval_set = EncoderStateCache(eval_set, encoder, frozen, batch, workers)
+        run_from_cached_states(encoder, frozen)
     if rank == 0:
         model.print_trainable_parameters()
 
@@ -233,8 +236,8 @@ def _check_languages(targets: TargetBuilder, train_set, eval_set, language: str 
 
 
 def _can_cache_encoder(config: FinetuneConfig, train_set, eval_set, model_config) -> bool:
-    """Encode each clip once when the encoder is frozen, the audio fixed and the cache fits."""
-    if not (config.freeze_encoder and config.cache_encoder_outputs):
+    """Encode each clip once when the audio is fixed between epochs and the cache fits."""
+    if not config.cache_encoder_outputs:
         return False
     if config.augment_config_path or not isinstance(train_set, ManifestDataset):
         return False
