@@ -272,9 +272,14 @@ class HFTranscriber:
     def _result(self, out, row: int, temperature: float, no_speech_prob: float) -> _Decoded:
         import torch
 
-        n_generated = len(out.scores)
-        sequence = out.sequences[row, -n_generated:].tolist()
         eot = self.model.generation_config.eos_token_id
+        sequence = out.sequences[row].tolist()
+        # skip the decoder prompt: [previous text…] <|startoftranscript|> then special tokens
+        # (language, task, no-timestamps), all of which lie between eot and the timestamps
+        begin = sequence.index(self.sot_id) + 1
+        while begin < len(sequence) and eot < sequence[begin] < self.timestamp_begin:
+            begin += 1
+        sequence = sequence[begin:]
         length = sequence.index(eot) + 1 if eot in sequence else len(sequence)
         if getattr(out, "sequences_scores", None) is not None:
             avg_logprob = float(out.sequences_scores[row])
