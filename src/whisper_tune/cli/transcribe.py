@@ -33,7 +33,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--engine",
         default="auto",
         choices=["auto", "ct2", "transformers"],
-        help="auto: ct2 for a CTranslate2 dir or bundled name, transformers for a HF dir",
+        help="auto: ct2 for a CTranslate2 dir, bundled name or faster-whisper id; "
+        "transformers for a HF dir (use it for HF hub ids such as openai/whisper-tiny)",
     )
     add(parser, "--language", default=None, help="language code or name; default: detect")
     add(

@@ -43,8 +43,9 @@ def load_transcriber(
 ) -> Transcriber:
     """Load ``model_path`` (a model dir or a bundled name such as "tiny.en") for transcription.
 
-    ``engine="auto"`` uses CTranslate2 for a CTranslate2 dir or a bundled name and
-    transformers for a Hugging Face dir. ``use_int8`` is the seed's shortcut for
+    ``engine="auto"`` uses CTranslate2 for a CTranslate2 dir, a bundled name or a
+    faster-whisper model id, and transformers for a Hugging Face dir (name the engine for a
+    Hugging Face hub id). ``use_int8`` is the seed's shortcut for
     ``compute_type="int8"`` (``int8_float16`` on a GPU). ``assistant_model_path`` (a smaller
     Hugging Face Whisper with the same tokenizer) turns on speculative decoding in the
     transformers engine.
