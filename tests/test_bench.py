@@ -37,7 +37,7 @@ def test_transcribe_smoke(tmp_path):
         row = speed[("short", key)]
         assert _finite_positive(row["rtf_median"]) and row["transcript_chars"] > 10
         assert row["wer"] < 0.3, row  # a clean synthetic sentence is transcribed, not garbled
-    for key in ("wt-int8", "fw-int8", "wt-int8-b8", "wt-int8-vad"):
+    for key in ("wt-int8", "fw-int8", "wt-int8-b8"):
         assert speed[("long", key)]["wer"] < 0.3
     assert record["audio"]["long_seconds"] > 30  # more than one window: batching has work
     for row in record["memory"]:
@@ -75,9 +75,9 @@ def test_evaluate_smoke_through_the_cli(tmp_path):
     assert "| extractor" in done.stdout  # the tables were printed
     record = json.loads(out.read_text())
     assert {r["case"] for r in record["evaluation"]} >= {"b1-w0", "b16-w2", "ct2-int8-loop"}
-    assert all(r["wer"] < 0.3 and r["utterances"] == 4 for r in record["evaluation"])
-    shapes = {tuple(r["shape"]) for r in record["features"] if r["clips"] == 16}
-    assert all(shape[0] == 16 and shape[1] == 80 for shape in shapes)
+    assert all(r["wer"] < 0.3 and r["utterances"] == 2 for r in record["evaluation"])
+    shapes = {tuple(r["shape"]) for r in record["features"] if r["clips"] == 4}
+    assert shapes and all(shape[:2] == (4, 80) for shape in shapes)
 
 
 @pytest.mark.slow
