@@ -40,6 +40,10 @@ class Recipe:
     terms: tuple[str, ...]
     learning_rate: float
     epochs: float
+    # encoder layers left without adapters (cached once per clip); None: the whole encoder.
+    # New vocabulary needs only the decoder; a new voice (the robotic Mandarin one) needs the
+    # top encoder layers too.
+    frozen_encoder_layers: int | None = None
 
 
 RECIPES = {
@@ -62,6 +66,7 @@ RECIPES = {
         corpus_text.MANDARIN_TERMS,
         learning_rate=1e-3,
         epochs=6,
+        frozen_encoder_layers=4,  # of base's 6
     ),
 }
 
@@ -149,7 +154,8 @@ def run_demo(config: DemoConfig) -> DemoReport:
             output_dir=str(out / "train"),
             language=language,
             timestamps=True,
-            freeze_encoder=True,
+            freeze_encoder=recipe.frozen_encoder_layers is None,
+            freeze_encoder_layers=recipe.frozen_encoder_layers or 0,
             num_train_epochs=config.epochs or (2 if config.quick else recipe.epochs),
             per_device_train_batch_size=config.batch_size,
             learning_rate=recipe.learning_rate,
