@@ -21,21 +21,27 @@ def test_token_agreement():
     assert token_agreement([1, 2], []) == 0.0 and token_agreement([], []) == 1.0
 
 
-@pytest.mark.parametrize("quantization", ["float32", "int8"])
-def test_tiny_random_model_converts_offline(tiny_whisper_en, english_clip, tmp_path, quantization):
+@pytest.mark.parametrize(("quantization", "check"), [("float32", True), ("int8", False)])
+def test_tiny_random_model_converts_offline(
+    tiny_whisper_en, english_clip, tmp_path, quantization, check
+):
     out = tmp_path / f"ct2-{quantization}"
-    report = convert_to_ct2(str(tiny_whisper_en), out, quantization, audio_path=english_clip[0])
+    report = convert_to_ct2(
+        str(tiny_whisper_en), out, quantization, audio_path=english_clip[0], check=check
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temp folder left
     for name in ("model.bin", "config.json", *SIDE_FILES, REPORT_NAME):
         assert (out / name).is_file(), name
     assert json.loads((out / REPORT_NAME).read_text(encoding="utf-8")) == report
-    parity = report["parity"]
-    assert 0.0 <= parity["token_agreement"] <= 1.0 and parity["hf_tokens"] > 0
-    assert "padded" in parity["features"]
+    if check:
+        parity = report["parity"]
+        assert 0.0 <= parity["token_agreement"] <= 1.0 and parity["hf_tokens"] > 0
+        assert "padded" in parity["features"]
+    else:
+        assert "parity" not in report
     # faster-whisper loads it with the hub switched off (HF_HUB_OFFLINE=1 in conftest)
-    segments, info = load_transcriber(str(out)).transcribe(
-        load_audio(english_clip[0]), TranscribeOptions(beam_size=1, hallucination_guard=False)
-    )
+    options = TranscribeOptions(beam_size=1, temperature=0.0, hallucination_guard=False)
+    segments, info = load_transcriber(str(out)).transcribe(load_audio(english_clip[0]), options)
     list(segments)
     assert info.language == "en"
 

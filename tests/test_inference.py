@@ -30,7 +30,13 @@ def ct2_tiny():
 
 @pytest.fixture(scope="module")
 def hf_tiny():
-    return load_transcriber(str(bundled_hf_dir("tiny.en")))
+    """The transformers engine on one torch thread (two threads on the shared 2-core CI box
+    are many times slower); the thread count is restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield load_transcriber(str(bundled_hf_dir("tiny.en")), cpu_threads=1)
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
