@@ -160,7 +160,7 @@ def run_demo(config: DemoConfig) -> DemoReport:
             per_device_train_batch_size=config.batch_size,
             learning_rate=recipe.learning_rate,
             warmup_steps=5,
-            logging_steps=5,
+            logging_steps=1 if config.quick else 5,
             save_steps=100_000,
             num_workers=1,
             seed=config.seed,
