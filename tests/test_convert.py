@@ -8,7 +8,8 @@ import pytest
 
 from whisper_tune.audio import load_audio
 from whisper_tune.cli import main
-from whisper_tune.convert.ct2_export import REPORT_NAME, convert_to_ct2, token_agreement
+from whisper_tune.convert.ct2_export import REPORT_NAME, convert_to_ct2
+from whisper_tune.convert.parity import token_agreement
 from whisper_tune.errors import ModelError
 from whisper_tune.inference import TranscribeOptions, load_transcriber
 

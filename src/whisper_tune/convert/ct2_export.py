@@ -9,7 +9,6 @@ reports both transcripts and how many tokens agree.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import shutil
@@ -20,20 +19,16 @@ from typing import Any
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE, load_audio
+from whisper_tune.convert.parity import greedy_parity
 from whisper_tune.errors import ModelError
 from whisper_tune.fsutil import atomic_dir
-from whisper_tune.models import load_processor, load_whisper, resolve_hf_model
+from whisper_tune.models import load_processor, resolve_hf_model
 
 log = logging.getLogger("whisper_tune.convert")
 
 QUANTIZATIONS = ("float16", "int8", "int8_float16", "int8_float32", "float32", "bfloat16")
 REPORT_NAME = "conversion_report.json"
 PARITY_SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
-PARITY_FEATURES = (
-    "both models decode the same log-mel features from the Hugging Face feature extractor "
-    "(waveform padded with silence to 30 s); faster-whisper in deployment pads the features "
-    "with zeros instead, so its transcript ('deployed_text') can differ slightly"
-)
 
 
 def convert_to_ct2(
@@ -73,7 +68,7 @@ def convert_to_ct2(
             audio, name = sample
             report["parity"] = {
                 "audio": name,
-                **parity_check(source, scratch, audio, processor, local_files_only),
+                **greedy_parity(source, scratch, audio, compute_type="default", deployed=True),
             }
         (scratch / REPORT_NAME).write_text(
             json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
@@ -117,74 +112,3 @@ def _parity_sample(audio_path: str | Path | None) -> tuple[np.ndarray, str]:
     from whisper_tune.synth import synthesize
 
     return synthesize(PARITY_SENTENCE, "en", seed=0), f"synthesised: {PARITY_SENTENCE!r}"
-
-
-def parity_check(
-    hf_dir: str | Path,
-    ct2_dir: str | Path,
-    audio: np.ndarray,
-    processor=None,
-    local_files_only: bool = True,
-) -> dict[str, Any]:
-    """Greedy transcripts of ``audio`` (≤ 30 s) from both models and their token agreement.
-
-    ``token_agreement`` is the share of tokens the two greedy decodes have in common after
-    aligning them (difflib), over the longer of the two: 1.0 means identical token ids.
-    ``deployed_text`` is what faster-whisper itself transcribes (its own features).
-    """
-    import ctranslate2
-    import torch
-    from faster_whisper import WhisperModel
-
-    processor = processor or load_processor(str(hf_dir), local_files_only)
-    tokenizer = processor.tokenizer
-    features = processor.feature_extractor(
-        audio, sampling_rate=SAMPLE_RATE, return_tensors="np"
-    ).input_features.astype(np.float32)
-    ct2 = ctranslate2.models.Whisper(str(ct2_dir), device="cpu")
-    storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(features))
-
-    prompt = ["<|startoftranscript|>"]
-    generate_kwargs: dict[str, Any] = {}
-    language = "en"
-    if ct2.is_multilingual:
-        language = ct2.detect_language(storage)[0][0][0].strip("<|>")
-        prompt += [f"<|{language}|>", "<|transcribe|>"]
-        generate_kwargs = {"language": language, "task": "transcribe"}
-    prompt.append("<|notimestamps|>")
-    ct2_ids = [int(t) for t in ct2.generate(storage, [prompt], beam_size=1)[0].sequences_ids[0]]
-
-    model = load_whisper(str(hf_dir), local_files_only, dtype=torch.float32).eval()
-    with torch.inference_mode():
-        generated = model.generate(
-            torch.from_numpy(features), num_beams=1, do_sample=False, **generate_kwargs
-        )[0]
-    special = set(tokenizer.all_special_ids)
-    hf_ids = [int(t) for t in generated if int(t) not in special]
-
-    deployed = WhisperModel(str(ct2_dir), device="cpu", local_files_only=True)
-    deployed_segments, _ = deployed.transcribe(
-        audio, language=language, beam_size=1, temperature=0.0, without_timestamps=True
-    )
-    hf_text = tokenizer.decode(hf_ids, skip_special_tokens=True).strip()
-    ct2_text = tokenizer.decode(ct2_ids, skip_special_tokens=True).strip()
-    return {
-        "features": PARITY_FEATURES,
-        "language": language,
-        "hf_text": hf_text,
-        "ct2_text": ct2_text,
-        "deployed_text": " ".join(s.text.strip() for s in deployed_segments),
-        "hf_tokens": len(hf_ids),
-        "ct2_tokens": len(ct2_ids),
-        "token_agreement": round(token_agreement(hf_ids, ct2_ids), 4),
-        "same_text": hf_text == ct2_text,
-        "ct2_compute_type": ct2.compute_type,
-    }
-
-
-def token_agreement(a: list[int], b: list[int]) -> float:
-    """Matched tokens after alignment over the longer sequence (1.0 when both are empty)."""
-    if not a and not b:
-        return 1.0
-    matched = sum(block.size for block in difflib.SequenceMatcher(None, a, b).get_matching_blocks())
-    return matched / max(len(a), len(b))

@@ -1,30 +1,41 @@
 """Parity check between a Hugging Face Whisper dir and a CTranslate2 Whisper dir.
 
 Both models get the very same log-mel features (the Hugging Face feature extractor's: the
-waveform padded to 30 s) and decode greedily with the same prompt; CTranslate2 runs in float32.
+waveform padded to 30 s) and decode greedily with the same prompt. ``import-ct2`` runs
+CTranslate2 in float32 (the weights must match exactly); ``convert`` runs it in the stored
+quantization and also reports what faster-whisper itself transcribes (its own features).
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 FEATURES_NOTE = (
-    "the same log-mel features for both (Hugging Face WhisperFeatureExtractor, waveform padded "
-    "to 30 s), greedy decoding, CTranslate2 in float32"
+    "both models decode the same log-mel features from the Hugging Face feature extractor "
+    "(waveform padded with silence to 30 s), greedily; faster-whisper in deployment pads the "
+    "features with zeros instead, so its transcript ('deployed_text') can differ slightly"
 )
 
 
 def greedy_parity(
-    hf_dir: str | Path, ct2_dir: str | Path, audio: np.ndarray, language: str | None = None
+    hf_dir: str | Path,
+    ct2_dir: str | Path,
+    audio: np.ndarray,
+    language: str | None = None,
+    compute_type: str = "float32",
+    deployed: bool = False,
 ) -> dict[str, Any]:
     """Decode ``audio`` (16 kHz mono, at most 30 s) greedily with both models and compare.
 
     For a multilingual model each side also detects the language; both then decode in
     ``language`` (a code such as "zh") or, when it is None, in the one CTranslate2 detected,
     so that the texts compare like for like. English-only models ignore ``language``.
+    ``token_agreement`` is the share of aligned tokens over the longer decode (1.0: identical).
+    With ``deployed``, faster-whisper also transcribes the clip as it would in production.
     """
     import ctranslate2
     import torch
@@ -36,7 +47,7 @@ def greedy_parity(
     features = processor.feature_extractor(
         audio, sampling_rate=16000, return_tensors="np"
     ).input_features.astype(np.float32)
-    ct2 = ctranslate2.models.Whisper(str(ct2_dir), device="cpu", compute_type="float32")
+    ct2 = ctranslate2.models.Whisper(str(ct2_dir), device="cpu", compute_type=compute_type)
     storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(features))
     tensor = torch.from_numpy(features)
 
@@ -46,7 +57,12 @@ def greedy_parity(
 
     tokenizer = processor.tokenizer
     prompt = ["<|startoftranscript|>"]
-    result: dict[str, Any] = {"features": FEATURES_NOTE, "encoder_max_abs_diff": encoder_diff}
+    result: dict[str, Any] = {
+        "features": FEATURES_NOTE,
+        "ct2_compute_type": ct2.compute_type,
+        "encoder_max_abs_diff": encoder_diff,
+        "language": "en",
+    }
     generate_kwargs: dict[str, Any] = {}
     if ct2.is_multilingual:
         ct2_language = ct2.detect_language(storage)[0][0][0]
@@ -54,24 +70,49 @@ def greedy_parity(
             hf_language_id = int(model.detect_language(tensor)[0])
         result["ct2_language"] = ct2_language
         result["hf_language"] = tokenizer.convert_ids_to_tokens(hf_language_id)
+        result["same_language"] = ct2_language == result["hf_language"]
         decode_language = f"<|{language}|>" if language else ct2_language
         result["decode_language"] = decode_language
+        result["language"] = decode_language.strip("<|>")
         prompt += [decode_language, "<|transcribe|>"]
-        generate_kwargs = {"language": decode_language.strip("<|>"), "task": "transcribe"}
+        generate_kwargs = {"language": result["language"], "task": "transcribe"}
     prompt.append("<|notimestamps|>")
 
-    ct2_ids = list(ct2.generate(storage, [prompt], beam_size=1)[0].sequences_ids[0])
+    ct2_ids = [int(t) for t in ct2.generate(storage, [prompt], beam_size=1)[0].sequences_ids[0]]
     with torch.no_grad():
-        hf_ids = model.generate(tensor, num_beams=1, do_sample=False, **generate_kwargs)[0]
-    hf_ids = [int(t) for t in hf_ids if int(t) != model.generation_config.eos_token_id]
+        generated = model.generate(tensor, num_beams=1, do_sample=False, **generate_kwargs)[0]
+    special = set(tokenizer.all_special_ids)
+    hf_ids = [int(t) for t in generated if int(t) not in special]
+    ct2_ids = [t for t in ct2_ids if t not in special]
     ct2_text = tokenizer.decode(ct2_ids, skip_special_tokens=True).strip()
     hf_text = tokenizer.decode(hf_ids, skip_special_tokens=True).strip()
     result.update(
         ct2_text=ct2_text,
         hf_text=hf_text,
+        hf_tokens=len(hf_ids),
+        ct2_tokens=len(ct2_ids),
+        token_agreement=round(token_agreement(hf_ids, ct2_ids), 4),
         same_tokens=ct2_ids == hf_ids,
         same_text=ct2_text == hf_text,
     )
-    if ct2.is_multilingual:
-        result["same_language"] = result["ct2_language"] == result["hf_language"]
+    if deployed:
+        result["deployed_text"] = _faster_whisper_text(ct2_dir, audio, result["language"])
     return result
+
+
+def token_agreement(a: list[int], b: list[int]) -> float:
+    """Matched tokens after alignment over the longer sequence (1.0 when both are empty)."""
+    if not a and not b:
+        return 1.0
+    matched = sum(block.size for block in difflib.SequenceMatcher(None, a, b).get_matching_blocks())
+    return matched / max(len(a), len(b))
+
+
+def _faster_whisper_text(ct2_dir: str | Path, audio: np.ndarray, language: str) -> str:
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(ct2_dir), device="cpu", local_files_only=True)
+    segments, _ = model.transcribe(
+        audio, language=language, beam_size=1, temperature=0.0, without_timestamps=True
+    )
+    return " ".join(s.text.strip() for s in segments)
