@@ -43,3 +43,33 @@ def add_bool(
         metavar="BOOL",
         help=help,
     )
+
+
+def add_model_options(
+    parser: argparse.ArgumentParser,
+    *,
+    num_workers: int,
+    num_workers_help: str,
+    local_files_only: bool,
+) -> None:
+    """The seed's inference flags, shared by ``transcribe``, ``serve`` and ``gui``."""
+    add(
+        parser,
+        "--model_path",
+        default="tiny.en",
+        help="CTranslate2 dir, Hugging Face Whisper dir, or bundled name (tiny.en, base)",
+    )
+    add_bool(parser, "--use_gpu", False, "run the model on a CUDA GPU")
+    add_bool(parser, "--use_int8", False, "int8 weights (int8_float16 on a GPU): faster, smaller")
+    parser.add_argument(
+        "--beam_size",
+        "--beam-size",
+        "--num_beams",
+        dest="beam_size",
+        type=int,
+        default=5,
+        help="beam size (1 = greedy; --num_beams is the seed's infer_tfs.py name)",
+    )
+    add_bool(parser, "--vad_filter", False, "skip non-speech with the Silero VAD before decoding")
+    add(parser, "--num_workers", type=int, default=num_workers, help=num_workers_help)
+    add_bool(parser, "--local_files_only", local_files_only, "never download a model from the hub")

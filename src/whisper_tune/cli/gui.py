@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from whisper_tune.cli._args import add, add_bool
+from whisper_tune.cli._args import add, add_model_options
 
 COMMAND = "gui"
 HELP = "desktop app: open or record audio, recognise it, save txt/srt/vtt/json"
@@ -18,28 +18,16 @@ DESCRIPTION = (
 def register(parser: argparse.ArgumentParser) -> None:
     add(
         parser,
-        "--model_path",
-        default="tiny.en",
-        help="model directory (CTranslate2 or Hugging Face) or bundled name: tiny.en, base",
-    )
-    add(
-        parser,
         "--language",
         default=None,
         help="initial language (code such as zh or name such as Chinese); None or auto: detect",
     )
-    add_bool(parser, "--use_gpu", False, "run the model on a CUDA GPU")
-    add_bool(parser, "--use_int8", False, "int8 weights (int8_float16 on a GPU): faster, smaller")
-    add(parser, "--beam_size", type=int, default=5, help="beam size for decoding")
-    add_bool(parser, "--vad_filter", False, "skip silence with the Silero VAD before decoding")
-    add(
+    add_model_options(
         parser,
-        "--num_workers",
-        type=int,
-        default=1,
-        help="CTranslate2 workers (parallel transcriptions)",
+        num_workers=1,
+        num_workers_help="CTranslate2 workers (parallel transcriptions)",
+        local_files_only=True,
     )
-    add_bool(parser, "--local_files_only", True, "never download a model from the hub")
     parser.set_defaults(run=_run)
 
 

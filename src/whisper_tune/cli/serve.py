@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from whisper_tune.cli._args import add, add_bool
+from whisper_tune.cli._args import add, add_model_options
 
 COMMAND = "serve"
 HELP = "serve a model over HTTP: the seed's /recognition API, an OpenAI-compatible API, a page"
@@ -24,24 +24,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="address to listen on (0.0.0.0 exposes the server to the network)",
     )
     add(parser, "--port", type=int, default=5000, help="port to listen on")
-    add(
+    add_model_options(
         parser,
-        "--model_path",
-        default="tiny.en",
-        help="CTranslate2 or Hugging Face model dir, or a bundled name (tiny.en, base)",
+        num_workers=2,
+        num_workers_help="model worker threads (requests transcribed at the same time)",
+        local_files_only=True,
     )
-    add(
-        parser,
-        "--num_workers",
-        type=int,
-        default=2,
-        help="model worker threads (requests transcribed at the same time)",
-    )
-    add_bool(parser, "--use_gpu", False, "run the model on a CUDA GPU")
-    add_bool(parser, "--use_int8", False, "int8 weights (int8_float16 on a GPU)")
-    add(parser, "--beam_size", type=int, default=5, help="beam size for decoding")
-    add_bool(parser, "--vad_filter", False, "skip non-speech with Silero VAD before decoding")
-    add_bool(parser, "--local_files_only", True, "never download a model or tokenizer")
     add(
         parser,
         "--api_key",

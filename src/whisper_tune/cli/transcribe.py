@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from whisper_tune.cli._args import add, add_bool
+from whisper_tune.cli._args import add, add_bool, add_model_options
 
 COMMAND = "transcribe"
 HELP = "transcribe audio files or folders to JSON, text, SRT, VTT or TSV"
@@ -22,11 +22,11 @@ OUTPUT_FORMATS = ("json", "verbose_json", "txt", "srt", "vtt", "tsv", "all")
 
 def register(parser: argparse.ArgumentParser) -> None:
     add(parser, "--audio_path", nargs="+", required=True, help="audio files and/or folders")
-    add(
+    add_model_options(
         parser,
-        "--model_path",
-        default="tiny.en",
-        help="CTranslate2 dir, Hugging Face Whisper dir, or bundled name (tiny.en, base)",
+        num_workers=1,
+        num_workers_help="parallel ct2 decoders (threads)",
+        local_files_only=False,
     )
     add(
         parser,
@@ -44,15 +44,6 @@ def register(parser: argparse.ArgumentParser) -> None:
         choices=["transcribe", "translate"],
         help="transcribe, or translate into English",
     )
-    parser.add_argument(
-        "--beam_size",
-        "--beam-size",
-        "--num_beams",
-        dest="beam_size",
-        type=int,
-        default=5,
-        help="beam size (1 = greedy; --num_beams is the seed's infer_tfs.py name)",
-    )
     add(
         parser,
         "--batch_size",
@@ -60,7 +51,6 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="windows decoded together (>1: batched long-form decoding of 30 s windows)",
     )
-    add_bool(parser, "--vad_filter", False, "skip non-speech with the Silero VAD")
     add_bool(parser, "--word_timestamps", False, "word times (ct2 engine; see verbose_json)")
     add(parser, "--initial_prompt", default=None, help="text that conditions the first window")
     add(
@@ -76,9 +66,6 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="ct2: int8, int8_float16, int8_float32, float16, float32...; "
         "transformers: float32, float16, bfloat16",
     )
-    add_bool(parser, "--use_int8", False, "int8 weights (int8_float16 on a GPU); ct2 engine")
-    add_bool(parser, "--use_gpu", False, "run on CUDA")
-    add(parser, "--num_workers", type=int, default=1, help="parallel ct2 decoders (threads)")
     add(parser, "--cpu_threads", type=int, default=0, help="threads per decoder (0 = default)")
     add_bool(parser, "--to_simple", False, "convert traditional to simplified Chinese")
     add_bool(parser, "--remove_pun", False, "remove punctuation from the text")
@@ -102,7 +89,6 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="smaller HF Whisper for speculative decoding (transformers engine)",
     )
-    add_bool(parser, "--local_files_only", False, "never download a model from the hub")
     parser.set_defaults(run=_run)
 
 
