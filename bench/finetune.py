@@ -9,7 +9,9 @@ learning rate for three trainers, each repetition a fresh process (so peak RSS i
   decoder, ``Seq2SeqTrainer``;
 * ``whisper-tune``: :func:`whisper_tune.train.trainer.finetune` with its defaults;
 * ``whisper-tune-freeze``: the same with ``freeze_encoder=True`` (decoder-only adapters, each
-  clip's encoder output computed once and cached).
+  clip's encoder output computed once and cached);
+* ``whisper-tune-freeze2``: ``freeze_encoder_layers=2`` (the bottom 2 of tiny's 4 encoder
+  layers frozen and cached, adapters on the top 2 and the decoder).
 
 Reported: samples/s end to end (model load to saved adapter) and of the training loop alone,
 peak RSS, first and final training loss, and the loss and WER each adapter reaches on
@@ -49,7 +51,13 @@ from bench.harness import (
 
 NAME = "finetune"
 MODEL = "tiny.en"
-TRAINERS = ("baseline", "whisper-tune", "whisper-tune-freeze")
+# whisper-tune's trainers: the FinetuneConfig options each one sets
+WHISPER_TUNE = {
+    "whisper-tune": {},
+    "whisper-tune-freeze": {"freeze_encoder": True},
+    "whisper-tune-freeze2": {"freeze_encoder_layers": 2},
+}
+TRAINERS = ("baseline", *WHISPER_TUNE)
 SEED = 42
 LORA = {"r": 32, "lora_alpha": 64, "lora_dropout": 0.05}
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
@@ -163,7 +171,7 @@ def train_baseline(spec: dict) -> dict:
 # --- whisper-tune ---------------------------------------------------------------------------
 
 
-def train_whisper_tune(spec: dict, freeze_encoder: bool) -> dict:
+def train_whisper_tune(spec: dict, options: dict) -> dict:
     """``finetune(FinetuneConfig(...))`` with the same data, batch size, steps and rate."""
     from whisper_tune.train.config import FinetuneConfig
     from whisper_tune.train.trainer import finetune
@@ -180,7 +188,7 @@ def train_whisper_tune(spec: dict, freeze_encoder: bool) -> dict:
         logging_steps=1,
         save_steps=spec["steps"],
         num_workers=spec["num_workers"],
-        freeze_encoder=freeze_encoder,
+        **options,
         local_files_only=True,
         seed=SEED,
         lora_r=LORA["r"],
@@ -254,7 +262,7 @@ def probe(spec: dict) -> dict:
     if spec["trainer"] == "baseline":
         result = train_baseline(spec)
     else:
-        result = train_whisper_tune(spec, freeze_encoder=spec["trainer"] == "whisper-tune-freeze")
+        result = train_whisper_tune(spec, WHISPER_TUNE[spec["trainer"]])
     if spec.get("score"):
         result |= score(result["adapter"], spec["heldout_data"])
     return result
@@ -264,7 +272,7 @@ def probe(spec: dict) -> dict:
 
 # Phases a py-spy sample is counted in: the first rule whose marker occurs in its stack wins.
 PHASES = (
-    ("encoder output cache (once)", ("encoder_cache.py",)),
+    ("encoder cache, built once", ("EncoderStateCache.__init__ (",)),
     ("backward", ("_engine_run_backward", "backward (torch/")),
     ("optimizer step", ("torch/optim/", "accelerate/optimizer.py")),
     ("audio decode", ("load_audio (", "soundfile.py")),
@@ -272,7 +280,7 @@ PHASES = (
         "feature extraction",
         ("feature_extraction_whisper.py", "feature_extraction_sequence_utils.py"),
     ),
-    ("encoder forward", ("WhisperEncoder.forward (",)),
+    ("encoder forward", ("WhisperEncoder.forward (", "run_from_cached_states.")),
     ("decoder forward", ("WhisperDecoder.forward (",)),
     ("head + loss", ("WhisperForConditionalGeneration.forward (", "loss_utils.py")),
     ("collate / tokenise", ("collate", "tokenization_", "Collator.__call__")),
@@ -357,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     if args.probe:
         answer_probe(probe(json.loads(args.probe)))
         return None
+    trainers = TRAINERS[:3] if args.smoke else TRAINERS  # freeze2 differs from freeze by an option
     steps = args.steps or (1 if args.smoke else 12)
     batch_size = args.batch_size or (1 if args.smoke else 8)
     record = {"name": NAME, "machine": machine(), "model": MODEL}
@@ -388,12 +397,13 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
             print(f"  {NAME}: scoring the base model", file=sys.stderr, flush=True)
             record["base_model_score"] = run_probe(f"bench.{NAME}", spec("none", "none", False))
         for index in range(args.warmup):
-            for trainer in TRAINERS:
+            for trainer in trainers:
                 print(f"  {NAME}: warm-up {trainer}", file=sys.stderr, flush=True)
                 run_probe(f"bench.{NAME}", spec(trainer, f"warm{index}-{trainer}", False))
-        runs: dict[str, list[dict]] = {t: [] for t in TRAINERS}
+        runs: dict[str, list[dict]] = {t: [] for t in trainers}
         for index in range(args.repeats):
-            order = TRAINERS[index % 3 :] + TRAINERS[: index % 3]
+            shift = index % len(trainers)
+            order = trainers[shift:] + trainers[:shift]
             for trainer in order:
                 print(f"  {NAME}: round {index + 1} {trainer}", file=sys.stderr, flush=True)
                 run = spec(trainer, f"run{index}-{trainer}", scored=not runs[trainer])
@@ -403,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         record["runs"] = runs
         if args.profile:
             record["profile"] = {}
-            for trainer in TRAINERS:
+            for trainer in trainers:
                 print(f"  {NAME}: py-spy on {trainer}", file=sys.stderr, flush=True)
                 record["profile"][trainer] = profile(
                     spec(trainer, f"profile-{trainer}", False), folder
@@ -437,19 +447,15 @@ def summarize(trainer: str, results: list[dict]) -> dict:
 
 
 def ratios(trainers: list[dict]) -> dict:
-    by_name = {t["trainer"]: t for t in trainers}
-    baseline = by_name["baseline"]
-    return {
-        f"{name}_vs_baseline_samples_per_s": round(
-            by_name[name]["samples_per_s_median"] / baseline["samples_per_s_median"], 3
-        )
-        for name in TRAINERS[1:]
-    } | {
-        f"{name}_vs_baseline_loop_samples_per_s": round(
-            by_name[name]["loop_samples_per_s_median"] / baseline["loop_samples_per_s_median"], 3
-        )
-        for name in TRAINERS[1:]
-    }
+    """Each whisper-tune trainer's samples/s (end to end and loop) over the baseline's."""
+    baseline = next(t for t in trainers if t["trainer"] == "baseline")
+    found = {}
+    for kind in ("samples_per_s", "loop_samples_per_s"):
+        for row in trainers:
+            if row["trainer"] != "baseline":
+                ratio = row[f"{kind}_median"] / baseline[f"{kind}_median"]
+                found[f"{row['trainer']}_vs_baseline_{kind}"] = round(ratio, 3)
+    return found
 
 
 def check(record: dict) -> None:
