@@ -12,6 +12,7 @@ no-speech sample. Every problem is reported as ``file:line: problem``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -51,10 +52,8 @@ class Utterance:
         """The seed's JSONL record for this utterance."""
         path = self.audio_path
         if relative_to is not None:
-            try:
+            with contextlib.suppress(ValueError):  # outside the folder: keep it absolute
                 path = str(Path(path).resolve().relative_to(relative_to.resolve()))
-            except ValueError:
-                pass
         audio: dict = {"path": path}
         if self.start_time is not None:
             audio["start_time"] = self.start_time
