@@ -159,7 +159,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     )
     args = parse_args(parser, argv, NAME)
     from bench.speech import spoken
-
     from whisper_tune.corpus_text import ENGLISH_GENERAL
     from whisper_tune.synth import save_wav
 
