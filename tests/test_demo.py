@@ -1,4 +1,4 @@
-"""`whisper-tune demo --quick`: every step of the pipeline on the real bundled tiny.en."""
+"""`whisper-tune demo --quick`: every step of the pipeline on the real bundled tiny.en and base."""
 
 from __future__ import annotations
 
@@ -40,3 +40,24 @@ def test_quick_demo_walks_the_whole_pipeline(tmp_path, capsys):
         json.loads(line)["sentence"] for line in (out / "data" / "test_domain.jsonl").open()
     }
     assert not train & held_out, "a held-out sentence was trained on"
+
+
+@pytest.mark.slow
+def test_quick_mandarin_demo_on_base(tmp_path, capsys):
+    out = tmp_path / "demo_zh"
+    with pytest.raises(SystemExit) as done:
+        main(["demo", "--language", "Chinese", "--quick", "--output_dir", str(out)])
+    assert done.value.code == 0
+    assert "| CER on general sentences |" in capsys.readouterr().out
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["base_model"] == "base" and report["metric"] == "cer"
+    assert report["language"] == "zh"
+    first = json.loads((out / "data" / "train.jsonl").read_text().splitlines()[0])
+    assert first["language"] == "zh", "prepared like the AIShell path: JSONL with language"
+    for key in ("domain", "general"):
+        assert report["after"][key] < report["before"][key], (key, report)
+    assert report["silence_text"] == ""
+    assert report["ct2_parity"]["parity"]["same_language"]
+    clip = report["held_out_clip"]["text"]
+    assert sum("\u4e00" <= ch <= "\u9fff" for ch in clip) >= len(clip) // 2, clip
