@@ -348,6 +348,31 @@ def test_missing_model_is_reported_in_the_window(display, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed")
+def test_multilingual_base_recognises_chinese(display, tmp_path):
+    import tkinter as tk
+
+    from whisper_tune.gui.app import App
+    from whisper_tune.gui.controller import create_controller
+    from whisper_tune.synth import synthesize_to_file
+    from whisper_tune.text import to_simplified
+
+    clip = synthesize_to_file(tmp_path / "zh.wav", "今天天气很好我们去公园散步吧", "zh", seed=1)
+    app = App(tk.Tk(), create_controller("base", beam_size=5), language="Chinese")
+    try:
+        assert app.language.get().startswith("zh ")
+        wait_for_model(app)
+        click(app.checkboxes["To simplified"])
+        app.open_paths([str(clip)])
+        pump_until(app, lambda: app.source_list.size() == 1, "the file to open")
+        recognise_and_wait(app)
+        assert app.status.get().startswith("Recognised zh.wav"), app.status.get()
+        text = shown_text(app)
+        assert sum("\u4e00" <= ch <= "\u9fff" for ch in text) >= 5, text
+        assert text == to_simplified(text), text
+    finally:
+        app.close()
+
+
 def test_cli_opens_the_window_and_quits_on_ctrl_q(display):
     env = {**os.environ, "DISPLAY": display}
     app = subprocess.Popen(

@@ -79,3 +79,21 @@ def test_a_few_lora_steps_on_base_in_chinese(mandarin_manifest, tmp_path):
     assert result.steps == 3 and result.last_loss < result.first_loss
     run = json.loads((result.final_checkpoint / "run_config.json").read_text())
     assert run["language"] == "Chinese" and run["base_model"] == "base"
+
+
+def _han(text: str) -> int:
+    return sum("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+@pytest.mark.slow
+def test_transcribe_cli_speaks_chinese_on_base(mandarin_manifest, capsys):
+    from whisper_tune.cli import main
+
+    clip = mandarin_manifest.parent / "1.wav"  # (the stock model loops on 0.wav: guarded)
+    args = ["transcribe", "--model_path", "base", "--language", "Chinese", "--to_simple", "true"]
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--audio_path", str(clip)])
+    assert done.value.code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["language"] == "zh", result
+    assert _han(result["text"]) >= 5 and result["text"] == to_simplified(result["text"]), result
