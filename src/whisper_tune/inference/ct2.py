@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,14 +38,15 @@ class CT2Transcriber:
 
         self.model_dir = Path(model_dir)
         try:
-            self.model = WhisperModel(
-                str(self.model_dir),
-                device=device,
-                compute_type=compute_type,
-                num_workers=num_workers,
-                cpu_threads=cpu_threads,
-                local_files_only=True,
-            )
+            with _ctranslate2_log_level(logging.ERROR):  # not "float16 converted to float32"
+                self.model = WhisperModel(
+                    str(self.model_dir),
+                    device=device,
+                    compute_type=compute_type,
+                    num_workers=num_workers,
+                    cpu_threads=cpu_threads,
+                    local_files_only=True,
+                )
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"cannot load CTranslate2 model {self.model_dir}: {exc}") from None
         self.batched = BatchedInferencePipeline(self.model)
@@ -110,6 +113,20 @@ class CT2Transcriber:
                 for start, end in quiet_windows(audio)
             ]
         return self.batched.transcribe(audio, batch_size=options.batch_size, **kwargs)
+
+
+@contextmanager
+def _ctranslate2_log_level(level: int) -> Iterator[None]:
+    """CTranslate2's own log level for the block: loading a float16 model on a CPU warns on
+    every run that it computes in float32, which is the expected and only choice there."""
+    import ctranslate2
+
+    previous = ctranslate2.get_log_level()
+    ctranslate2.set_log_level(level)
+    try:
+        yield
+    finally:
+        ctranslate2.set_log_level(previous)
 
 
 def _segment(raw, offset: float, limit: float) -> Segment:
