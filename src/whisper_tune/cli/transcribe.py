@@ -51,7 +51,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="windows decoded together (>1: batched long-form decoding of 30 s windows)",
     )
-    add_bool(parser, "--word_timestamps", False, "word times (ct2 engine; see verbose_json)")
+    add_bool(parser, "--word_timestamps", False, "word times (either engine; see verbose_json)")
     add(parser, "--initial_prompt", default=None, help="text that conditions the first window")
     add(
         parser,

@@ -13,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE
 from whisper_tune.errors import ModelError
+from whisper_tune.inference.alignment import align_words, place_words
 from whisper_tune.inference.chunks import (
     WINDOW_SAMPLES,
     Piece,
@@ -52,6 +54,7 @@ class _Decoded:
     avg_logprob: float
     no_speech_prob: float
     compression_ratio: float
+    hidden: Any = field(default=None, repr=False, compare=False)  # the window's encoder output
 
     @property
     def needs_fallback(self) -> bool:
@@ -112,8 +115,6 @@ class HFTranscriber:
     ) -> tuple[Iterator[Segment], TranscriptionInfo]:
         """Decode ``audio``; segments are decoded lazily as the iterator is consumed."""
         check_task(options.task)
-        if options.word_timestamps:
-            log.warning("word timestamps need the ct2 engine; the transformers engine ignores them")
         language = language_code(options.language)
         probability = 1.0
         if not self.is_multilingual:
@@ -162,7 +163,9 @@ class HFTranscriber:
             closed = [piece for piece in pieces if piece.end is not None]
             if closed and not done and pieces[-1].end is None:
                 pieces = closed  # drop the unfinished piece; decode it again in the next window
-            yield from self._segments(pieces, decoded, seek / SAMPLE_RATE, duration)
+            yield from self._segments(
+                pieces, decoded, seek / SAMPLE_RATE, duration, language, options
+            )
             resume = pieces[-1].end if pieces and not done else None
             seek += int(round(resume * SAMPLE_RATE)) if resume else len(window)
 
@@ -182,8 +185,9 @@ class HFTranscriber:
                 if result.is_silence and options.hallucination_guard:
                     continue
                 pieces, _ = self._pieces(result, options)
+                duration = (end - start) / SAMPLE_RATE
                 yield from self._segments(
-                    pieces, result, start / SAMPLE_RATE, (end - start) / SAMPLE_RATE
+                    pieces, result, start / SAMPLE_RATE, duration, language, options
                 )
 
     def _pieces(self, decoded: _Decoded, options: TranscribeOptions) -> tuple[list[Piece], bool]:
@@ -192,17 +196,36 @@ class HFTranscriber:
         return split_by_timestamps(decoded.tokens, self.timestamp_begin)
 
     def _segments(
-        self, pieces: list[Piece], decoded: _Decoded, offset: float, duration: float
+        self,
+        pieces: list[Piece],
+        decoded: _Decoded,
+        offset: float,
+        duration: float,
+        language: str,
+        options: TranscribeOptions,
     ) -> Iterator[Segment]:
-        for piece in pieces:
+        words = [[] for _ in pieces]
+        if options.word_timestamps:
+            words = align_words(
+                self.model,
+                self.processor.tokenizer,
+                decoded.hidden,
+                self._alignment_prompt(language, options.task),
+                [piece.tokens for piece in pieces],
+                duration,
+                language,
+            )
+        for piece, piece_words in zip(pieces, words, strict=True):
             text = self.processor.tokenizer.decode(list(piece.tokens), skip_special_tokens=True)
             end = duration if piece.end is None else min(piece.end, duration)
             if not text.strip() or end <= piece.start:
                 continue
+            start, end = round(offset + piece.start, 3), round(offset + end, 3)
             yield Segment(
-                start=round(offset + piece.start, 3),
-                end=round(offset + end, 3),
+                start=start,
+                end=end,
                 text=text.strip(),
+                words=place_words(piece_words, offset, start, end),
                 avg_logprob=decoded.avg_logprob,
                 no_speech_prob=decoded.no_speech_prob,
                 compression_ratio=decoded.compression_ratio,
@@ -240,7 +263,8 @@ class HFTranscriber:
                     **inputs, **self._generate_kwargs(language, options, prompt, t)
                 )
                 for row, index in enumerate(pending):
-                    results[index] = self._result(out, row, t, float(no_speech[index]))
+                    result = self._result(out, row, t, float(no_speech[index]))
+                    results[index] = dataclasses.replace(result, hidden=hidden[index])
                 pending = [i for i in pending if results[i].needs_fallback]
                 if not pending:
                     break
@@ -292,6 +316,15 @@ class HFTranscriber:
         tokens = [t for t in sequence[:length] if t != eot]
         text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
         return _Decoded(tokens, text, avg_logprob, no_speech_prob, compression_ratio(text))
+
+    def _alignment_prompt(self, language: str, task: str) -> list[int]:
+        """The decoder prompt for word alignment: start of transcript, language and task
+        (multilingual models), no timestamps."""
+        config = self.model.generation_config
+        prompt = [self.sot_id]
+        if self.is_multilingual:
+            prompt += [self.language_ids[f"<|{language}|>"], config.task_to_id[task]]
+        return [*prompt, self.timestamp_begin - 1]
 
     def _features(self, windows: list[np.ndarray]):
         features = self.processor.feature_extractor(
