@@ -263,8 +263,9 @@ class HFTranscriber:
                     **inputs, **self._generate_kwargs(language, options, prompt, t)
                 )
                 for row, index in enumerate(pending):
-                    result = self._result(out, row, t, float(no_speech[index]))
-                    results[index] = dataclasses.replace(result, hidden=hidden[index])
+                    results[index] = self._result(
+                        out, row, t, float(no_speech[index]), hidden[index]
+                    )
                 pending = [i for i in pending if results[i].needs_fallback]
                 if not pending:
                     break
@@ -293,7 +294,7 @@ class HFTranscriber:
             kwargs["assistant_model"] = self.assistant
         return kwargs
 
-    def _result(self, out, row: int, temperature: float, no_speech_prob: float) -> _Decoded:
+    def _result(self, out, row: int, temperature: float, no_speech_prob: float, hidden) -> _Decoded:
         import torch
 
         eot = self.model.generation_config.eos_token_id
@@ -315,7 +316,7 @@ class HFTranscriber:
             avg_logprob = float(picked.mean())
         tokens = [t for t in sequence[:length] if t != eot]
         text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
-        return _Decoded(tokens, text, avg_logprob, no_speech_prob, compression_ratio(text))
+        return _Decoded(tokens, text, avg_logprob, no_speech_prob, compression_ratio(text), hidden)
 
     def _alignment_prompt(self, language: str, task: str) -> list[int]:
         """The decoder prompt for word alignment: start of transcript, language and task
