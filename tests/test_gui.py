@@ -347,7 +347,6 @@ def test_missing_model_is_reported_in_the_window(display, tmp_path):
         app.close()
 
 
-@pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed")
 def test_multilingual_base_recognises_chinese(display, tmp_path):
     import tkinter as tk
 
@@ -373,6 +372,7 @@ def test_multilingual_base_recognises_chinese(display, tmp_path):
         app.close()
 
 
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed")
 def test_cli_opens_the_window_and_quits_on_ctrl_q(display):
     env = {**os.environ, "DISPLAY": display}
     app = subprocess.Popen(
