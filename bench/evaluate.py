@@ -113,9 +113,9 @@ def feature_cases(clips: int) -> dict[str, Callable[[], np.ndarray]]:
     from faster_whisper.feature_extractor import FeatureExtractor
     from transformers import WhisperFeatureExtractor
 
-    from whisper_tune import zoo
+    from whisper_tune.resolve import bundled_hf_dir
 
-    hf = WhisperFeatureExtractor.from_pretrained(str(zoo.bundled_hf_dir(MODEL)))
+    hf = WhisperFeatureExtractor.from_pretrained(str(bundled_hf_dir(MODEL)))
     fw = FeatureExtractor()
     rng = np.random.default_rng(0)
     batch = (0.1 * rng.standard_normal((clips, WINDOW_SECONDS * SAMPLE_RATE))).astype(np.float32)

@@ -120,9 +120,9 @@ def train_baseline(spec: dict) -> dict:
         WhisperProcessor,
     )
 
-    from whisper_tune import zoo
+    from whisper_tune.resolve import bundled_hf_dir
 
-    base = str(zoo.bundled_hf_dir(MODEL))
+    base = str(bundled_hf_dir(MODEL))
     started = time.perf_counter()
     processor = WhisperProcessor.from_pretrained(base, local_files_only=True)
     model = WhisperForConditionalGeneration.from_pretrained(base, local_files_only=True)
@@ -230,7 +230,8 @@ def score(adapter: str | None, heldout: str) -> dict:
     from whisper_tune.data.dataset import Collator, ManifestDataset, SampleMaker
     from whisper_tune.data.manifest import read_manifest
     from whisper_tune.data.targets import TargetBuilder
-    from whisper_tune.models import load_processor, load_whisper, resolve_hf_model
+    from whisper_tune.models import load_processor, load_whisper
+    from whisper_tune.resolve import resolve_hf_model
 
     reference = resolve_hf_model(MODEL, True)
     processor = load_processor(reference, True)

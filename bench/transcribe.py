@@ -90,10 +90,11 @@ def load_model(config: Config):
             local_files_only=True,
         )
     from whisper_tune.inference import load_transcriber
+    from whisper_tune.resolve import bundled_hf_dir
 
     if config.engine == "transformers":
         return load_transcriber(
-            str(zoo.bundled_hf_dir(MODEL)), engine="transformers", compute_type=config.compute_type
+            str(bundled_hf_dir(MODEL)), engine="transformers", compute_type=config.compute_type
         )
     return load_transcriber(
         str(zoo.bundled_ct2_dir(MODEL)), engine="ct2", compute_type=config.compute_type

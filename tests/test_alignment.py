@@ -13,7 +13,7 @@ from whisper_tune.inference.alignment import (
     split_to_word_tokens,
 )
 from whisper_tune.inference.types import Word
-from whisper_tune.zoo import bundled_hf_dir
+from whisper_tune.resolve import bundled_hf_dir
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,14 @@ import pytest
 
 from whisper_tune.audio import load_audio
 from whisper_tune.cli import main
-from whisper_tune.convert.ggml import (
+from whisper_tune.convert.ggml import export_ggml, ggml_name
+from whisper_tune.convert.ggml_check import F32_HINT, whisper_cpp_text
+from whisper_tune.convert.ggml_format import (
     GGML_TYPE_F16,
     GGML_TYPE_F32,
     expected_tensor_count,
-    export_ggml,
-    ggml_name,
     read_ggml,
 )
-from whisper_tune.convert.ggml_check import F32_HINT, whisper_cpp_text
 from whisper_tune.errors import ModelError, WhisperTuneError
 from whisper_tune.text import normalize_english
 
@@ -233,7 +232,8 @@ def test_merged_fine_tune_runs_in_whisper_cpp(clip, tmp_path):
     from peft import LoraConfig, get_peft_model
 
     from whisper_tune.merge import merge_lora
-    from whisper_tune.models import load_whisper, resolve_hf_model
+    from whisper_tune.models import load_whisper
+    from whisper_tune.resolve import resolve_hf_model
 
     base_dir = resolve_hf_model("tiny.en")
     torch.manual_seed(0)

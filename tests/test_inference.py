@@ -19,8 +19,9 @@ from whisper_tune.inference.guards import (
     watch_timestamps,
 )
 from whisper_tune.inference.loader import choose_engine
+from whisper_tune.resolve import bundled_hf_dir
 from whisper_tune.text import normalize_english
-from whisper_tune.zoo import bundled_ct2_dir, bundled_hf_dir
+from whisper_tune.zoo import bundled_ct2_dir
 
 
 @pytest.fixture(scope="module")

@@ -58,7 +58,7 @@ def test_folder_to_json_lines_and_files(capsys, tmp_path, english_clip, silence_
 def test_transformers_engine_from_an_hf_dir(capsys, english_clip):
     import torch
 
-    from whisper_tune.zoo import bundled_hf_dir
+    from whisper_tune.resolve import bundled_hf_dir
 
     threads = torch.get_num_threads()
     code, out, _ = run(

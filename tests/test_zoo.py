@@ -9,7 +9,8 @@ import pytest
 from whisper_tune import zoo
 from whisper_tune.convert.ct2_format import read_header
 from whisper_tune.errors import ModelError
-from whisper_tune.models import is_hf_dir, resolve_ct2_model, resolve_hf_model
+from whisper_tune.models import is_hf_dir, resolve_ct2_model
+from whisper_tune.resolve import bundled_hf_dir, resolve_hf_model
 from whisper_tune.synth import synthesize
 
 
@@ -91,7 +92,7 @@ def test_tiny_en_runs_from_the_package_offline():
 
 @pytest.mark.slow
 def test_tiny_en_hf_import_is_cached(cache):
-    directory = zoo.bundled_hf_dir("tiny.en")
+    directory = bundled_hf_dir("tiny.en")
     assert is_hf_dir(directory)
     report = json.loads((directory / "import_report.json").read_text())
     assert report["parity"]["same_text"] is True

@@ -24,7 +24,8 @@ from whisper_tune.data.manifest import Utterance, read_manifest
 from whisper_tune.errors import ManifestError, WhisperTuneError
 from whisper_tune.fsutil import atomic_dir
 from whisper_tune.languages import check_task, language_code
-from whisper_tune.models import load_processor, load_whisper, model_name, resolve_hf_model
+from whisper_tune.models import load_processor, load_whisper, model_name
+from whisper_tune.resolve import resolve_hf_model
 from whisper_tune.text import TextOptions, count_errors, metric_units
 
 

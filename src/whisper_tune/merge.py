@@ -7,7 +7,8 @@ from pathlib import Path
 
 from whisper_tune.errors import ModelError
 from whisper_tune.fsutil import atomic_dir
-from whisper_tune.models import load_processor, load_whisper, model_name, resolve_hf_model
+from whisper_tune.models import load_processor, load_whisper, model_name
+from whisper_tune.resolve import resolve_hf_model
 from whisper_tune.train.config import read_run_config
 
 

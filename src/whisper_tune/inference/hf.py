@@ -32,7 +32,8 @@ from whisper_tune.inference.guards import compression_ratio
 from whisper_tune.inference.postprocess import finish_segments
 from whisper_tune.inference.types import Segment, TranscribeOptions, TranscriptionInfo
 from whisper_tune.languages import check_task, language_code
-from whisper_tune.models import load_processor, load_whisper, resolve_hf_model
+from whisper_tune.models import load_processor, load_whisper
+from whisper_tune.resolve import resolve_hf_model
 
 log = logging.getLogger("whisper_tune.inference")
 

@@ -28,7 +28,8 @@ from whisper_tune.data.targets import TargetBuilder
 from whisper_tune.errors import WhisperTuneError
 from whisper_tune.fsutil import atomic_dir
 from whisper_tune.languages import check_task, language_code
-from whisper_tune.models import load_processor, load_whisper, model_name, resolve_hf_model
+from whisper_tune.models import load_processor, load_whisper, model_name
+from whisper_tune.resolve import resolve_hf_model
 from whisper_tune.train.adapters import attach_adapter
 from whisper_tune.train.callbacks import AdaLoraBudgetCallback, RunConfigCallback
 from whisper_tune.train.config import FinetuneConfig
