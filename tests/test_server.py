@@ -16,6 +16,7 @@ from whisper_tune.audio import SAMPLE_RATE, load_audio, resample
 from whisper_tune.server import ServerConfig, create_app
 
 EXPECTED_WORDS = ("weather", "snow", "tomorrow")  # conftest.ENGLISH_CLIP_TEXT
+LOOPBACK = "http://127.0.0.1"  # the server answers only for its own and loopback names
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def wav(english_clip) -> bytes:
 
 @pytest.fixture(scope="module")
 def client(tiny_en_transcriber):
-    with TestClient(create_app(ServerConfig(), tiny_en_transcriber)) as test_client:
+    with TestClient(create_app(ServerConfig(), tiny_en_transcriber), LOOPBACK) as test_client:
         yield test_client
 
 
@@ -184,7 +185,7 @@ def test_missing_file_and_wrong_content_type(client, wav):
 def test_upload_limit_is_413_with_and_without_content_length(tiny_en_transcriber, wav):
     app = create_app(ServerConfig(max_upload_mb=0.05), tiny_en_transcriber)
     assert len(wav) > 0.05 * 1024 * 1024
-    with TestClient(app) as small:
+    with TestClient(app, LOOPBACK) as small:
         response = small.post("/recognition", files=_files(wav))
         assert response.status_code == 413
         assert "0.05 MB" in response.json()["msg"]
@@ -205,21 +206,22 @@ def test_upload_limit_is_413_with_and_without_content_length(tiny_en_transcriber
 
 def test_api_key(tiny_en_transcriber, wav, monkeypatch):
     app = create_app(ServerConfig(api_key="s3cret"), tiny_en_transcriber)
-    with TestClient(app) as locked:
+    with TestClient(app, LOOPBACK) as locked:
         assert locked.post("/recognition", files=_files(wav)).status_code == 401
         response = locked.get("/v1/models", headers={"Authorization": "Bearer wrong"})
         assert response.status_code == 401
         assert "API key" in response.json()["error"]["message"]
         assert locked.get("/v1/models", headers={"Authorization": "Bearer s3cret"}).is_success
         assert locked.get("/v1/models", headers={"X-API-Key": "s3cret"}).is_success
-        assert locked.get("/health").json()["auth"] is True
+        assert locked.get("/health").json() == {"status": "ok"}  # nothing more without key
+        assert locked.get("/health", headers={"X-API-Key": "s3cret"}).json()["auth"] is True
         assert locked.get("/").status_code == 200
 
 
 def test_full_queue_is_503_with_retry_after(tiny_en_transcriber, wav):
     gated = GatedTranscriber(tiny_en_transcriber)
     app = create_app(ServerConfig(num_workers=1, queue_size=1), gated)
-    with TestClient(app) as busy:
+    with TestClient(app, LOOPBACK) as busy:
         results: list[int] = []
 
         def send() -> None:
@@ -244,7 +246,7 @@ def test_full_queue_is_503_with_retry_after(tiny_en_transcriber, wav):
 def test_request_timeout_is_504_and_cancels_the_job(tiny_en_transcriber, wav):
     gated = GatedTranscriber(tiny_en_transcriber)
     app = create_app(ServerConfig(num_workers=1, request_timeout=0.5), gated)
-    with TestClient(app) as slow:
+    with TestClient(app, LOOPBACK) as slow:
         response = slow.post("/v1/audio/transcriptions", files=_files(wav, "file"))
         assert response.status_code == 504
         assert "timeout" in response.json()["error"]["message"]
@@ -285,7 +287,7 @@ def test_chinese_on_a_multilingual_model():
     buffer = io.BytesIO()
     soundfile.write(buffer, audio, SAMPLE_RATE, format="WAV")
     config = ServerConfig(model_path="base", num_workers=1, beam_size=1)
-    with TestClient(create_app(config, load_transcriber("base"))) as base:
+    with TestClient(create_app(config, load_transcriber("base")), LOOPBACK) as base:
         response = base.post(
             "/recognition", files=_files(buffer.getvalue()), data={"language": "Chinese"}
         )

@@ -34,8 +34,15 @@ def register(parser: argparse.ArgumentParser) -> None:
         parser,
         "--api_key",
         default=None,
-        help="require this key (Authorization: Bearer or X-API-Key); "
-        "default: env WHISPER_TUNE_API_KEY, else no key",
+        help="require this key (Authorization: Bearer or X-API-Key); prefer the env "
+        "WHISPER_TUNE_API_KEY (a flag shows in ps); default: that env, else no key",
+    )
+    add(
+        parser,
+        "--allowed_hosts",
+        default="",
+        help="comma-separated host names clients may use besides the bind address and "
+        "loopback (Host header; cross-site Origins are refused); '*' allows any",
     )
     add(
         parser,
@@ -56,7 +63,36 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--request_timeout",
         type=float,
         default=300.0,
-        help="seconds a request may wait for its next result or upload chunk (504/408 after)",
+        help="seconds for a whole upload to arrive (408 after), and that a request may wait "
+        "for its next result (504 after)",
+    )
+    add(
+        parser,
+        "--max_audio_seconds",
+        type=float,
+        default=7200.0,
+        help="longest audio an upload may decode to, in seconds (413 above)",
+    )
+    add(
+        parser,
+        "--job_timeout",
+        type=float,
+        default=1800.0,
+        help="seconds a transcription job may take, queued and decoding (stopped, 504 after)",
+    )
+    add(
+        parser,
+        "--header_timeout",
+        type=float,
+        default=10.0,
+        help="seconds a connection has to send each request's headers (closed after)",
+    )
+    add(
+        parser,
+        "--max_connections",
+        type=int,
+        default=64,
+        help="open connections and requests at once (503 beyond)",
     )
     parser.set_defaults(run=_run)
 
@@ -80,6 +116,11 @@ def _run(args: argparse.Namespace) -> int:
             max_upload_mb=args.max_upload_mb,
             queue_size=args.queue_size,
             request_timeout=args.request_timeout,
+            max_audio_seconds=args.max_audio_seconds,
+            job_timeout=args.job_timeout,
+            header_timeout=args.header_timeout,
+            max_connections=args.max_connections,
+            allowed_hosts=tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip()),
         )
     )
     return 0

@@ -283,17 +283,14 @@ class Controller:
         """Stream one source's segments; False if cancelled before its end."""
         started = time.perf_counter()
         duration = max(len(audio) / SAMPLE_RATE, 1e-6)
-        segments, info = self._transcriber.transcribe(audio, options)
-        try:
-            for segment in segments:
-                progress = min(segment.end / duration, 1.0)
-                self._events.put(SegmentDecoded(source_id, segment, progress))
-                if self._cancel.is_set():
-                    return False
-        finally:
-            close = getattr(segments, "close", None)
-            if close:
-                close()
+        segments, info = self._transcriber.transcribe(
+            audio, dataclasses.replace(options, cancel=self._cancel)
+        )
+        for segment in segments:  # the engine stops decoding once self._cancel is set
+            progress = min(segment.end / duration, 1.0)
+            self._events.put(SegmentDecoded(source_id, segment, progress))
+        if self._cancel.is_set():
+            return False
         self._events.put(SourceRecognised(source_id, info, time.perf_counter() - started))
         return True
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -11,6 +14,21 @@ from whisper_tune.audio import SAMPLE_RATE
 WINDOW_SECONDS = 30
 WINDOW_SAMPLES = WINDOW_SECONDS * SAMPLE_RATE
 TIME_PRECISION = 0.02  # seconds per timestamp token
+
+_T = TypeVar("_T")
+
+
+def cancelled(cancel: threading.Event | None) -> bool:
+    """Whether the caller asked decoding to stop; engines check it before each window."""
+    return cancel is not None and cancel.is_set()
+
+
+def until_cancelled(items: Iterable[_T], cancel: threading.Event | None) -> Iterator[_T]:
+    """``items`` one by one, ending early once ``cancel`` is set (checked before each)."""
+    for item in items:
+        if cancelled(cancel):
+            return
+        yield item
 
 
 CUT_SEARCH_SAMPLES = 5 * SAMPLE_RATE  # look for a pause in the last 5 s of a window

@@ -11,7 +11,7 @@ import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE
 from whisper_tune.errors import ModelError
-from whisper_tune.inference.chunks import WINDOW_SAMPLES, quiet_windows
+from whisper_tune.inference.chunks import WINDOW_SAMPLES, quiet_windows, until_cancelled
 from whisper_tune.inference.postprocess import finish_segments
 from whisper_tune.inference.types import Segment, TranscribeOptions, TranscriptionInfo, Word
 from whisper_tune.languages import check_task, language_code
@@ -71,12 +71,16 @@ class CT2Transcriber:
         )
 
         def segments() -> Iterator[Segment]:
-            yield from (_segment(raw, 0.0, blocks[0][1] / SAMPLE_RATE) for raw in first)
-            for start, end in blocks[1:]:
+            yield from (
+                _segment(raw, 0.0, blocks[0][1] / SAMPLE_RATE)
+                for raw in until_cancelled(first, options.cancel)
+            )
+            for start, end in until_cancelled(blocks[1:], options.cancel):
                 raw_segments, _ = self._transcribe_block(
                     audio[start:end], options, first_info.language, first=False
                 )
-                for raw in raw_segments:
+                # faster-whisper decodes a block's windows lazily, as segments are asked for
+                for raw in until_cancelled(raw_segments, options.cancel):
                     yield _segment(raw, start / SAMPLE_RATE, end / SAMPLE_RATE)
 
         info = TranscriptionInfo(

@@ -24,6 +24,7 @@ from whisper_tune.inference.alignment import align_words, place_words
 from whisper_tune.inference.chunks import (
     WINDOW_SAMPLES,
     Piece,
+    cancelled,
     quiet_windows,
     speech_spans,
     split_by_timestamps,
@@ -151,7 +152,7 @@ class HFTranscriber:
     ) -> Iterator[Segment]:
         seek = 0
         prompt = _join(options.hotwords, options.initial_prompt)
-        while len(audio) - seek >= MIN_WINDOW_SAMPLES:
+        while len(audio) - seek >= MIN_WINDOW_SAMPLES and not cancelled(options.cancel):
             window = audio[seek : seek + WINDOW_SAMPLES]
             (decoded,) = self._decode([window], language, options, prompt, options.temperature)
             # the initial prompt conditions the first window only, hotwords every window
@@ -179,6 +180,8 @@ class HFTranscriber:
         # batched decoding uses the first temperature only, as faster-whisper does
         temperatures = options.temperature if batch_size == 1 else _first(options.temperature)
         for i in range(0, len(spans), batch_size):
+            if cancelled(options.cancel):
+                return
             batch = spans[i : i + batch_size]
             windows = [audio[start:end] for start, end in batch]
             decoded = self._decode(windows, language, options, prompt, temperatures)

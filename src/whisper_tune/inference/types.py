@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -56,6 +57,8 @@ class TranscribeOptions:
     to_simple: bool = False
     remove_pun: bool = False
     extra: dict = field(default_factory=dict)
+    # set by the caller (another thread) to stop decoding early: engines check it per window
+    cancel: threading.Event | None = field(default=None, compare=False, repr=False)
 
 
 class Transcriber(Protocol):
@@ -66,5 +69,9 @@ class Transcriber(Protocol):
     def transcribe(
         self, audio: np.ndarray, options: TranscribeOptions
     ) -> tuple[Iterator[Segment], TranscriptionInfo]:
-        """Decode 16 kHz mono float32 ``audio``; segments are yielded as they are decoded."""
+        """Decode 16 kHz mono float32 ``audio``; segments are yielded as they are decoded.
+
+        Once ``options.cancel`` is set, decoding stops before the next 30-second window (or
+        block) and the iterator ends early.
+        """
         ...

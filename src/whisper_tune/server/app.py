@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 
 from whisper_tune import __version__
 from whisper_tune.inference.types import Transcriber
@@ -15,7 +15,9 @@ from whisper_tune.server import openai_api, seed_api
 from whisper_tune.server.config import ServerConfig
 from whisper_tune.server.errors import install_error_handlers
 from whisper_tune.server.guard import RequestGuard
-from whisper_tune.server.state import ServerState
+from whisper_tune.server.headers import SecurityHeaders, page_policy
+from whisper_tune.server.hosts import HostGuard
+from whisper_tune.server.state import ServerState, has_api_key
 from whisper_tune.server.workers import WorkerPool
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -29,7 +31,15 @@ def model_name(model_path: str) -> str:
 
 def create_app(config: ServerConfig, transcriber: Transcriber) -> FastAPI:
     """The whole HTTP surface; workers start and stop with the app's lifespan."""
-    pool = WorkerPool(transcriber, config.num_workers, config.queue_size)
+    pool = WorkerPool(
+        transcriber,
+        config.num_workers,
+        config.queue_size,
+        max_audio_seconds=config.max_audio_seconds,
+        job_timeout=config.job_timeout,
+    )
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    page_headers = {"Content-Security-Policy": page_policy(page)}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,16 +61,21 @@ def create_app(config: ServerConfig, transcriber: Transcriber) -> FastAPI:
     app.add_middleware(
         RequestGuard, max_bytes=config.max_upload_bytes, read_timeout=config.request_timeout
     )
+    app.add_middleware(HostGuard, trusted=config.trusted_hosts)  # runs before RequestGuard
+    app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     app.include_router(seed_api.router)
     app.include_router(openai_api.router)
 
     @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page, headers=page_headers)
 
     @app.get("/health")
-    async def health() -> dict:
+    async def health(request: Request) -> dict:
+        """Liveness for anyone; the model, engine and load only with the key (when set)."""
+        if not has_api_key(request):
+            return {"status": "ok"}
         state: ServerState = app.state.server
         return {
             "status": "ok",

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from whisper_tune.errors import WhisperTuneError
 
 API_KEY_ENV = "WHISPER_TUNE_API_KEY"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+ANY_HOST = "*"
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,12 @@ class ServerConfig:
     api_key: str | None = None
     max_upload_mb: float = 25.0
     queue_size: int = 8
-    request_timeout: float = 300.0
+    request_timeout: float = 300.0  # the whole upload, then each wait for a result
+    max_audio_seconds: float = 7200.0  # decoded length of one upload (413 above)
+    job_timeout: float = 1800.0  # one job, queued and decoding, before it is stopped (504)
+    header_timeout: float = 10.0  # a connection's request line and headers
+    max_connections: int = 64  # open connections and requests (uvicorn answers 503 beyond)
+    allowed_hosts: tuple[str, ...] = ()  # Host names besides the bind address and loopback
 
     def __post_init__(self) -> None:
         checks = {
@@ -36,6 +43,10 @@ class ServerConfig:
             "max_upload_mb": self.max_upload_mb > 0,
             "queue_size": self.queue_size >= 0,
             "request_timeout": self.request_timeout > 0,
+            "max_audio_seconds": self.max_audio_seconds > 0,
+            "job_timeout": self.job_timeout > 0,
+            "header_timeout": self.header_timeout > 0,
+            "max_connections": self.max_connections >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -45,6 +56,13 @@ class ServerConfig:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def trusted_hosts(self) -> frozenset[str] | None:
+        """Host names a request may address (lower case); None when ``*`` allows any."""
+        if ANY_HOST in self.allowed_hosts:
+            return None
+        return frozenset(h.lower() for h in (*LOOPBACK_HOSTS, self.host, *self.allowed_hosts))
 
 
 def api_key_from_env(explicit: str | None) -> str | None:

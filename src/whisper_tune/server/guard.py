@@ -2,8 +2,9 @@
 
 A declared ``Content-Length`` above the limit is refused before any byte is read; a body
 without one (chunked) is counted as it arrives and reading it raises :class:`ApiError` 413
-once it passes the limit. A client that stalls mid-upload longer than the read timeout gets
-408. The app's error handlers render both.
+once it passes the limit. The whole body must arrive within the read timeout, counted from
+the end of the headers (a client trickling one byte at a time gains nothing): past it, 408.
+The app's error handlers render both.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from whisper_tune.server.errors import ApiError, error_body
 
 
 class RequestGuard:
-    """Limit request bodies to ``max_bytes`` and each body read to ``read_timeout`` seconds."""
+    """Limit request bodies to ``max_bytes`` and to ``read_timeout`` seconds in all."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, read_timeout: float) -> None:
         self.app = app
@@ -30,18 +31,20 @@ class RequestGuard:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await _refuse(scope, send, self._too_large())
+            await refuse(scope, send, self._too_large())
             return
         received = 0
         body_done = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_timeout
 
         async def guarded_receive() -> Message:
             nonlocal received, body_done
             if body_done:  # later reads only wait for a disconnect: no deadline
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.read_timeout)
-            except asyncio.TimeoutError:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
+            except TimeoutError:
                 raise ApiError(
                     408, f"the request body did not arrive within {self.read_timeout:g} s"
                 ) from None
@@ -59,7 +62,7 @@ class RequestGuard:
         return ApiError(413, f"request body is larger than the server's limit of {limit_mb:.3g} MB")
 
 
-async def _refuse(scope: Scope, send: Send, error: ApiError) -> None:
+async def refuse(scope: Scope, send: Send, error: ApiError) -> None:
     """Answer without reading the body, and close the connection."""
     body = json.dumps(error_body(scope["path"], error)).encode()
     await send(

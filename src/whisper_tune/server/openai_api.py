@@ -47,22 +47,25 @@ async def translations(request: Request) -> Response:
 async def _handle(request: Request, task: str) -> Response:
     """Validate OpenAI's fields (``model`` is accepted and ignored: one model is served)."""
     state = server_state(request)
-    upload = await read_upload(request, "file")
-    response_format = upload.choice("response_format", RESPONSE_FORMATS, "json")
-    granularities = upload.choices(
-        ("timestamp_granularities[]", "timestamp_granularities"), GRANULARITIES
-    )
-    stream = upload.flag("stream", False)
-    options = state.options(
-        language=upload.language("language"),
-        task=task,
-        initial_prompt=upload.text("prompt"),
-        word_timestamps="word" in granularities,
-        to_simple=upload.flag("to_simple", False),
-        remove_pun=upload.flag("remove_pun", False),
-        **_temperature(upload),
-    )
-    run = await transcription.start(state.pool, upload.audio, options, state.config.request_timeout)
+    async with transcription.reserved(state.pool) as slot:
+        upload = await read_upload(request, "file")
+        response_format = upload.choice("response_format", RESPONSE_FORMATS, "json")
+        granularities = upload.choices(
+            ("timestamp_granularities[]", "timestamp_granularities"), GRANULARITIES
+        )
+        stream = upload.flag("stream", False)
+        options = state.options(
+            language=upload.language("language"),
+            task=task,
+            initial_prompt=upload.text("prompt"),
+            word_timestamps="word" in granularities,
+            to_simple=upload.flag("to_simple", False),
+            remove_pun=upload.flag("remove_pun", False),
+            **_temperature(upload),
+        )
+        run = await transcription.start(
+            request, slot, upload.audio, options, state.config.request_timeout
+        )
     if stream:
         return _event_stream(request, run)
     info = run.info

@@ -6,7 +6,7 @@ import logging
 
 from whisper_tune.inference import load_transcriber
 from whisper_tune.server.app import create_app
-from whisper_tune.server.config import ServerConfig
+from whisper_tune.server.config import LOOPBACK_HOSTS, ServerConfig
 
 log = logging.getLogger("whisper_tune.server")
 
@@ -23,10 +23,28 @@ def serve(config: ServerConfig) -> None:
         local_files_only=config.local_files_only,
     )
     app = create_app(config, transcriber)
-    if config.host not in ("127.0.0.1", "localhost", "::1"):
+    if config.host not in LOOPBACK_HOSTS:
         log.warning(
-            "listening on %s: reachable from other machines%s",
+            "listening on %s: reachable from other machines%s; requests must name %s in "
+            "their Host header (--allowed_hosts adds names)",
             config.host,
             "" if config.api_key else " and no API key is set",
+            ", ".join(sorted(config.trusted_hosts or ["any host"])),
         )
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info")
+    uvicorn.Server(uvicorn_config(app, config)).run()
+
+
+def uvicorn_config(app, config: ServerConfig):
+    """uvicorn's settings for ``app``: the connection cap and the header timeout."""
+    import uvicorn
+
+    from whisper_tune.server.protocol import header_timeout_protocol
+
+    return uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="info",
+        http=header_timeout_protocol(config.header_timeout),
+        limit_concurrency=config.max_connections,
+    )

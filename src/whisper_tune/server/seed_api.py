@@ -23,16 +23,17 @@ async def _start(request: Request) -> transcription.Transcription:
     """Read the seed's form (``audio``, ``to_simple`` 1, ``remove_pun`` 0, ``task``,
     ``language``; absent language = detect) and start the job."""
     state = server_state(request)
-    upload = await read_upload(request, "audio")
-    options = state.options(
-        language=upload.language("language"),
-        task=upload.choice("task", TASKS, "transcribe"),
-        to_simple=upload.flag("to_simple", True),
-        remove_pun=upload.flag("remove_pun", False),
-    )
-    return await transcription.start(
-        state.pool, upload.audio, options, state.config.request_timeout
-    )
+    async with transcription.reserved(state.pool) as slot:
+        upload = await read_upload(request, "audio")
+        options = state.options(
+            language=upload.language("language"),
+            task=upload.choice("task", TASKS, "transcribe"),
+            to_simple=upload.flag("to_simple", True),
+            remove_pun=upload.flag("remove_pun", False),
+        )
+        return await transcription.start(
+            request, slot, upload.audio, options, state.config.request_timeout
+        )
 
 
 def _times(segment: Segment) -> dict[str, float]:

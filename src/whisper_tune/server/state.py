@@ -30,16 +30,22 @@ def server_state(request: Request) -> ServerState:
     return request.app.state.server
 
 
-def require_api_key(request: Request) -> None:
-    """With ``--api_key`` set, demand it as ``Authorization: Bearer <key>`` or ``X-API-Key``."""
+def has_api_key(request: Request) -> bool:
+    """Whether the request carries the server's key (``Authorization: Bearer <key>`` or
+    ``X-API-Key``), compared in constant time; True when the server has no key."""
     expected = server_state(request).config.api_key
     if expected is None:
-        return
+        return True
     given = request.headers.get("x-api-key", "")
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         given = token.strip()
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def require_api_key(request: Request) -> None:
+    """With ``--api_key`` set, demand it (401 otherwise)."""
+    if not has_api_key(request):
         raise ApiError(
             401,
             "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",

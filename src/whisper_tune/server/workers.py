@@ -1,15 +1,19 @@
 """A fixed pool of model worker threads behind a bounded queue.
 
-Request handlers never run the model: they submit a :class:`Job` and await its events.
-A worker decodes the uploaded bytes in memory, runs the transcriber and reports the
-transcription info, then each segment as soon as it is decoded, into the job's asyncio
-queue. At most ``num_workers + queue_size`` jobs are admitted at once; beyond that
-:meth:`WorkerPool.submit` raises :class:`QueueFull` with a retry estimate.
+Request handlers never run the model: they reserve a slot, read the upload, submit a
+:class:`Job` and await its events. A worker decodes the uploaded bytes in memory (refusing
+audio longer than ``max_audio_seconds``), runs the transcriber and reports the transcription
+info, then each segment as soon as it is decoded, into the job's asyncio queue. At most
+``num_workers + queue_size`` slots are handed out at once, counted from before the upload is
+read; beyond that :meth:`WorkerPool.reserve` raises :class:`QueueFull` with a retry estimate.
+A job is stopped (within one decoding window) when its request cancels it or when it has run
+``job_timeout`` seconds since it was submitted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import queue
@@ -38,7 +42,8 @@ class Job:
     """One transcription request; its worker reports ``(kind, value)`` events.
 
     Kinds: ``info`` (TranscriptionInfo), ``segment`` (Segment), ``done``, ``error``
-    (WhisperTuneError caused by the input) and ``crash`` (an unexpected exception).
+    (WhisperTuneError caused by the input), ``timeout`` (stopped at the job timeout) and
+    ``crash`` (an unexpected exception). Setting :attr:`cancelled` stops the decoding.
     """
 
     audio: bytes
@@ -46,6 +51,11 @@ class Job:
     loop: asyncio.AbstractEventLoop
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    expired: bool = False
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.options = dataclasses.replace(self.options, cancel=self.cancelled)
 
     def report(self, kind: str, value: Any = None) -> None:
         """Called from a worker thread: hand one event to the request's event loop."""
@@ -54,14 +64,57 @@ class Job:
         except RuntimeError:  # the loop is gone (server shutting down)
             self.cancelled.set()
 
+    def expire(self) -> None:
+        """The job timeout passed: stop decoding and report ``timeout``."""
+        self.expired = True
+        self.cancelled.set()
+
+    def finish(self) -> None:
+        """Called on the event loop once the request is done with the job."""
+        self.cancelled.set()
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+class Reservation:
+    """A slot in the pool held while the upload is read; :meth:`submit` hands it to a job,
+    :meth:`release` gives it back unused (a no-op once submitted)."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        self.used = False
+
+    def submit(self, audio: bytes, options: TranscribeOptions) -> Job:
+        """Queue a job in this slot; must be called from the event loop."""
+        self.used = True
+        loop = asyncio.get_running_loop()
+        job = Job(audio, options, loop)
+        job.timer = loop.call_later(self.pool.job_timeout, job.expire)
+        self.pool._jobs.put(job)
+        return job
+
+    def release(self) -> None:
+        if not self.used:
+            self.used = True
+            self.pool._release()
+
 
 class WorkerPool:
     """``num_workers`` threads sharing one transcriber, admission bounded by ``queue_size``."""
 
-    def __init__(self, transcriber: Transcriber, num_workers: int, queue_size: int) -> None:
+    def __init__(
+        self,
+        transcriber: Transcriber,
+        num_workers: int,
+        queue_size: int,
+        max_audio_seconds: float | None = None,
+        job_timeout: float = math.inf,
+    ) -> None:
         self.transcriber = transcriber
         self.num_workers = num_workers
         self.capacity = num_workers + queue_size
+        self.max_audio_seconds = max_audio_seconds
+        self.job_timeout = job_timeout
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()
         self._admitted = 0
@@ -83,15 +136,13 @@ class WorkerPool:
             thread.join(timeout=30)
         self._threads.clear()
 
-    def submit(self, audio: bytes, options: TranscribeOptions) -> Job:
-        """Queue a job or raise :class:`QueueFull`; must be called from the event loop."""
+    def reserve(self) -> Reservation:
+        """A slot for one request, or :class:`QueueFull` when every slot is taken."""
         with self._lock:
             if self._admitted >= self.capacity:
                 raise QueueFull(self._retry_after())
             self._admitted += 1
-        job = Job(audio, options, asyncio.get_running_loop())
-        self._jobs.put(job)
-        return job
+        return Reservation(self)
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -101,6 +152,10 @@ class WorkerPool:
                 "queued": self._admitted - self._busy,
                 "capacity": self.capacity,
             }
+
+    def _release(self) -> None:
+        with self._lock:
+            self._admitted -= 1
 
     def _retry_after(self) -> int:
         waves = self._admitted / max(self.num_workers, 1)
@@ -112,8 +167,7 @@ class WorkerPool:
                 self._busy += 1
             started = time.monotonic()
             try:
-                if not job.cancelled.is_set():
-                    self._run(job)
+                self._run(job)
             finally:
                 elapsed = time.monotonic() - started
                 with self._lock:
@@ -122,22 +176,20 @@ class WorkerPool:
                     self._mean_seconds = 0.8 * self._mean_seconds + 0.2 * elapsed
 
     def _run(self, job: Job) -> None:
-        segments = None
         try:
-            audio = load_audio(job.audio)
-            segments, info = self.transcriber.transcribe(audio, job.options)
-            job.report("info", info)
-            for segment in segments:
-                if job.cancelled.is_set():
-                    return
-                job.report("segment", segment)
-            job.report("done")
+            if not job.cancelled.is_set():
+                audio = load_audio(job.audio, max_seconds=self.max_audio_seconds)
+                job.audio = b""  # the request may live on: do not keep the upload too
+                segments, info = self.transcriber.transcribe(audio, job.options)
+                job.report("info", info)
+                for segment in segments:  # ends early once job.cancelled is set
+                    job.report("segment", segment)
+            if job.expired:
+                job.report("timeout", self.job_timeout)
+            elif not job.cancelled.is_set():
+                job.report("done")
         except WhisperTuneError as exc:
             job.report("error", exc)
         except Exception as exc:
             log.exception("transcription failed")
             job.report("crash", exc)
-        finally:
-            close = getattr(segments, "close", None)
-            if close is not None:
-                close()

@@ -13,32 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from whisper_tune.audio import SAMPLE_RATE, _first_line
+from whisper_tune.audio import SAMPLE_RATE, stream_audio
 from whisper_tune.errors import AudioError
 
 
 def stream_decode(path: str | Path) -> Iterator[np.ndarray]:
     """Yield consecutive chunks of mono float32 16 kHz samples of ``path``."""
-    import av
-
-    if not Path(path).is_file():
-        raise AudioError(f"{path}: audio file not found")
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except Exception as exc:
-        raise AudioError(f"{path}: cannot decode audio ({_first_line(exc)})") from None
-    with container:
-        if not container.streams.audio:
-            raise AudioError(f"{path}: cannot decode audio (no audio stream)")
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-        try:
-            for frame in container.decode(container.streams.audio[0]):
-                for out in resampler.resample(frame):
-                    yield out.to_ndarray().reshape(-1)
-            for out in resampler.resample(None):
-                yield out.to_ndarray().reshape(-1)
-        except av.FFmpegError as exc:
-            raise AudioError(f"{path}: cannot decode audio ({_first_line(exc)})") from None
+    return stream_audio(path)
 
 
 def decoded_seconds(path: str | Path) -> float:
