@@ -8,12 +8,14 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from whisper_tune.audio import write_wav
 from whisper_tune.cli import main
+from whisper_tune.errors import WhisperTuneError
 from whisper_tune.synth import silence, synthesize
 from whisper_tune.train.config import FinetuneConfig
 from whisper_tune.train.trainer import finetune
@@ -151,18 +153,65 @@ def test_adalora_budget_step_changes_rank_pattern(speech_manifest, tiny_whisper_
     assert len(set(kept)) > 1 or sum(kept) <= 4 * len(kept)
 
 
-def test_resume_from_checkpoint(speech_manifest, tiny_whisper_en, tmp_path):
+def _logged_steps(events_dir: Path) -> list[int]:
+    """The steps at which one run's TensorBoard events record a training loss."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(events_dir))
+    events.Reload()
+    return [event.step for event in events.Scalars("train/loss")]
+
+
+def test_resume_continues_from_the_checkpoint(speech_manifest, tiny_whisper_en, tmp_path, caplog):
     first = finetune(_config(speech_manifest, tiny_whisper_en, tmp_path / "out", max_steps=6))
+    checkpoint = first.run_dir / "checkpoint-6"
+    runs_before = set((first.run_dir / "runs").iterdir())
+    assert [_logged_steps(folder) for folder in runs_before] == [[1, 2, 3, 4, 5, 6]]
     resumed = finetune(
         _config(
             speech_manifest,
             tiny_whisper_en,
             tmp_path / "out",
             max_steps=9,
-            resume_from_checkpoint=str(first.run_dir / "checkpoint-6"),
+            learning_rate=5e-3,  # may differ: a warning
+            resume_from_checkpoint=str(checkpoint),
         )
     )
     assert resumed.steps == 9
+    # only steps 7-9 ran (a fresh run logs 1-9); the history up to 6 came from the checkpoint
+    (new_run,) = set((first.run_dir / "runs").iterdir()) - runs_before
+    assert _logged_steps(new_run) == [7, 8, 9]
+    assert resumed.first_loss == first.first_loss
+    assert resumed.last_loss < first.first_loss
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("learning_rate = 0.005 (checkpoint: 0.01)" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"lora_r": 4}, "--lora_r 4 (checkpoint: 8)"),
+        ({"target_modules": ("q_proj", "v_proj")}, "--target_modules"),
+        ({"timestamps": True}, "--timestamps True (checkpoint: False)"),
+        ({"language": "fr"}, "--language 'fr' (checkpoint: None)"),
+        ({"base_model": "tiny_whisper_multi"}, "--base_model '"),
+    ],
+)
+def test_resume_refuses_other_adapter_settings(
+    speech_manifest, tiny_whisper_en, tmp_path, request, change, named
+):
+    checkpoint = tmp_path / "checkpoint-6"
+    checkpoint.mkdir()
+    _config(speech_manifest, tiny_whisper_en, tmp_path).save(checkpoint, global_step=6)
+    config = _config(
+        speech_manifest, tiny_whisper_en, tmp_path, resume_from_checkpoint=str(checkpoint)
+    )
+    if "base_model" in change:  # another model: a fixture's folder
+        change = {"base_model": str(request.getfixturevalue(change["base_model"]))}
+    with pytest.raises(WhisperTuneError) as refused:
+        finetune(replace(config, **change))
+    message = str(refused.value)
+    assert str(checkpoint / "run_config.json") in message and named in message, message
 
 
 def _cli_error(args: list[str], capsys) -> str:

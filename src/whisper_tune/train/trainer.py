@@ -38,6 +38,7 @@ from whisper_tune.train.encoder_cache import (
     cache_size_bytes,
     run_from_cached_states,
 )
+from whisper_tune.train.resume import check_resume
 
 
 @dataclass
@@ -64,6 +65,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     processor = load_processor(reference, config.local_files_only)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
+    if config.resume_from_checkpoint:
+        check_resume(config, reference, world_size)
 
     make_sample = SampleMaker(
         feature_extractor=processor.feature_extractor,
