@@ -94,3 +94,34 @@ def test_clear_errors(capsys, tmp_path, english_clip, tiny_whisper_en):
     assert code == 2 and "Hugging Face model" in err
     code, _, err = run(capsys, "--audio_path", str(english_clip[0]), "--output_format", "all")
     assert code == 2 and "--output_dir" in err
+
+
+def test_subtitle_cues_from_word_timings(capsys, english_clip):
+    """--max_line_width/--max_line_count cut readable cues (word timestamps switched on by
+    themselves); every word of the transcript survives, in order, inside the audio's time."""
+    from whisper_tune.audio import SAMPLE_RATE, load_audio
+
+    path, _ = english_clip
+    common = ("--audio_path", str(path), "--beam_size", "1", "--use_int8")
+    code, out, _ = run(
+        capsys, *common, "--output_format", "srt", "--max_line_width", "20", "--max_line_count", "1"
+    )
+    assert code == 0
+    cues = [block.split("\n") for block in out.strip().split("\n\n")]
+    assert [int(cue[0]) for cue in cues] == list(range(1, len(cues) + 1))
+    assert len(cues) >= 3 and all(len(cue) == 3 for cue in cues)  # number, times, one line
+    assert all(0 < len(cue[2]) <= 20 for cue in cues)
+    times = [[_srt_seconds(t) for t in cue[1].split(" --> ")] for cue in cues]
+    assert all(start < end for start, end in times)
+    assert all(a[1] <= b[0] for a, b in zip(times, times[1:], strict=False))
+    duration = len(load_audio(path)) / SAMPLE_RATE
+    assert times[0][0] >= 0 and times[-1][1] <= duration + 0.01
+    code, out, _ = run(capsys, *common, "--output_format", "verbose_json", "--word_timestamps")
+    words = [w["word"].strip() for s in json.loads(out)["segments"] for w in s["words"]]
+    assert " ".join(cue[2] for cue in cues).split() == words
+    assert "snow tomorrow" in " ".join(words).lower()
+
+
+def _srt_seconds(stamp: str) -> float:
+    hours, minutes, seconds = stamp.replace(",", ".").split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)

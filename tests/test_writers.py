@@ -8,6 +8,7 @@ import re
 import pytest
 
 from whisper_tune.errors import WhisperTuneError
+from whisper_tune.inference.subtitles import SubtitleOptions, cut_cues, text_width
 from whisper_tune.inference.types import Segment, Word
 from whisper_tune.inference.writers import (
     WRITERS,
@@ -52,6 +53,11 @@ def vtt_times(text: str) -> list[tuple[float, float]]:
     return [(seconds(*c[0:4]), seconds(*c[4:8])) for c in VTT_CUE.findall(text)]
 
 
+def flat(pairs: list[tuple[float, float]]) -> list[float]:
+    """Time pairs as one list (pytest.approx compares no nested structures)."""
+    return [t for pair in pairs for t in pair]
+
+
 def check_increasing(times: list[tuple[float, float]]) -> None:
     assert times
     for start, end in times:
@@ -65,8 +71,8 @@ def test_srt_and_vtt_parse_back_with_exact_times():
     srt = WriteSRT().format(transcript)
     vtt = WriteVTT().format(transcript)
     expected = [(0.0, 1.234), (1.5, 62.0), (3599.5, 3725.25)]
-    assert srt_times(srt) == pytest.approx(expected)
-    assert vtt_times(vtt) == pytest.approx(expected)
+    assert flat(srt_times(srt)) == pytest.approx(flat(expected))
+    assert flat(vtt_times(vtt)) == pytest.approx(flat(expected))
     assert "00:01:02,000" in srt and "01:02.000" in vtt and "01:02:05.250" in vtt
     assert "-->" not in srt.split("\n")[6] and "minute -> or so" in srt  # arrows in text escaped
     check_increasing(srt_times(srt))
@@ -145,10 +151,11 @@ def test_real_long_transcription_in_every_format(long_english_file, tmp_path):
     srt = srt_times((tmp_path / f"{stem}.srt").read_text(encoding="utf-8"))
     vtt = vtt_times((tmp_path / f"{stem}.vtt").read_text(encoding="utf-8"))
     check_increasing(srt)
-    assert srt == pytest.approx(vtt) and len(srt) >= 30
+    assert flat(srt) == pytest.approx(flat(vtt)) and len(srt) >= 30
     seed = json.loads((tmp_path / f"{stem}.json").read_text(encoding="utf-8"))
     assert list(seed) == ["language", "duration", "results", "text"]
-    assert [(r["start"], r["end"]) for r in seed["results"]] == pytest.approx(srt, abs=0.006)
+    seed_times = [(r["start"], r["end"]) for r in seed["results"]]
+    assert flat(seed_times) == pytest.approx(flat(srt), abs=0.006)
     assert seed["duration"] > 120 and srt[-1][1] <= seed["duration"]
     verbose = json.loads((tmp_path / f"{stem}.verbose.json").read_text(encoding="utf-8"))
     words = [w for s in verbose["segments"] for w in s["words"]]
@@ -156,3 +163,157 @@ def test_real_long_transcription_in_every_format(long_english_file, tmp_path):
     assert all(a["start"] <= b["start"] for a, b in zip(words, words[1:], strict=False))
     lines = (tmp_path / f"{stem}.txt").read_text(encoding="utf-8").splitlines()
     assert lines == [r["text"] for r in seed["results"]]
+
+
+# --- cues cut from word timings ----------------------------------------------------------
+
+
+def spoken(text: str, start: float = 0.0, step: float = 0.5, sep: str = " ") -> Segment:
+    """A segment whose words (``sep``-separated, or characters when ``sep`` is "") last
+    ``step`` seconds each, back to back from ``start``."""
+    tokens = text.split(sep) if sep else list(text)
+    words = tuple(
+        Word(start + i * step, start + (i + 1) * step, f"{sep}{token}", 0.9)
+        for i, token in enumerate(tokens)
+    )
+    return Segment(start, words[-1].end, text, words=words)
+
+
+def cue_list(segments, language: str = "en", **options) -> list[tuple[float, float, str]]:
+    cues = cut_cues(segments, SubtitleOptions(**options), language)
+    return [(c.start, c.end, c.text) for c in cues]
+
+
+SENTENCE = "The weather forecast says it will snow tomorrow in the north."
+
+
+def test_cues_split_at_the_line_width_across_segments():
+    segments = (spoken(SENTENCE), spoken("Take a coat.", start=6.0))
+    cues = cue_list(segments, max_line_width=20, max_line_count=1)
+    assert [text for _, _, text in cues] == [
+        "The weather forecast",
+        "says it will snow",
+        "tomorrow in the",
+        "north. Take a coat.",  # one line may run across two segments
+    ]
+    assert cues[0][:2] == (0.0, 1.5) and cues[-1][:2] == (5.0, 7.5)
+    assert " ".join(text for *_, text in cues) == f"{SENTENCE} Take a coat."
+    assert all(a[1] <= b[0] for a, b in zip(cues, cues[1:], strict=False))
+
+
+def test_width_alone_breaks_lines_inside_each_segment():
+    segments = (spoken(SENTENCE), spoken("Take a coat.", start=6.0))
+    cues = cue_list(segments, max_line_width=20)
+    assert cues == [
+        (0.0, 5.5, "The weather forecast\nsays it will snow\ntomorrow in the\nnorth."),
+        (6.0, 7.5, "Take a coat."),
+    ]
+
+
+def test_line_count_groups_lines_into_cues():
+    cues = cue_list([spoken(SENTENCE)], max_line_width=20, max_line_count=2)
+    assert [text for *_, text in cues] == [
+        "The weather forecast\nsays it will snow",
+        "tomorrow in the\nnorth.",
+    ]
+    assert [(start, end) for start, end, _ in cues] == [(0.0, 3.5), (3.5, 5.5)]
+
+
+def test_words_per_line_makes_one_line_cues_inside_segments():
+    segments = (spoken(SENTENCE), spoken("Take a coat.", start=6.0))
+    texts = [text for *_, text in cue_list(segments, max_words_per_line=4)]
+    assert texts == [
+        "The weather forecast says",
+        "it will snow tomorrow",
+        "in the north.",
+        "Take a coat.",  # a new segment starts a new cue
+    ]
+    texts = [text for *_, text in cue_list(segments, max_words_per_line=4, max_line_count=2)]
+    assert texts == [
+        "The weather forecast says\nit will snow tomorrow",
+        "in the north. Take\na coat.",
+    ]
+
+
+def test_a_long_pause_starts_a_new_cue():
+    segments = (spoken("One two three."), spoken("Four five.", start=10.0))
+    cues = cue_list(segments, max_line_width=40, max_line_count=2)
+    assert cues == [(0.0, 1.5, "One two three."), (10.0, 11.0, "Four five.")]
+
+
+def test_a_word_wider_than_the_line_stands_alone():
+    cues = cue_list([spoken("a incomprehensibilities b")], max_line_width=5, max_line_count=1)
+    assert [text for *_, text in cues] == ["a", "incomprehensibilities", "b"]
+
+
+def test_highlight_underlines_each_word_as_it_is_spoken():
+    words = (Word(0.0, 0.5, " Snow", 0.9), Word(1.0, 1.4, " tomorrow.", 0.9))
+    cues = cue_list([Segment(0.0, 1.4, "Snow tomorrow.", words=words)], highlight_words=True)
+    assert cues == [
+        (0.0, 0.5, "<u>Snow</u> tomorrow."),
+        (0.5, 1.0, "Snow tomorrow."),  # the gap between the words shows the plain line
+        (1.0, 1.4, "Snow <u>tomorrow.</u>"),
+    ]
+    vtt = WriteVTT(options=SubtitleOptions(max_line_width=8, highlight_words=True)).format(
+        Transcript((Segment(0.0, 1.4, "Snow tomorrow.", words=words),), "en", 2.0)
+    )
+    assert "00:01.000 --> 00:01.400\nSnow\n<u>tomorrow.</u>\n\n" in vtt
+
+
+def test_cjk_words_are_characters_and_count_one_each():
+    segment = spoken("今天天气很好，我们去公园散步吧。", step=0.25, sep="")
+    cues = cue_list([segment], "zh", max_line_width=5, max_line_count=1)
+    assert [text for *_, text in cues] == ["今天天气很", "好，我们去", "公园散步吧", "。"]
+    assert cues[1][:2] == (1.25, 2.5)
+    assert text_width("今天天气很") == 5 and text_width("ｗｈｉｓｐｅｒ") == 7
+    assert text_width("ที่นี่") == 2  # Thai tone and vowel marks take no width
+    assert text_width("e\u0301te\u0301") == 3  # a combining accent counts with its letter
+
+
+def test_a_segment_without_words_falls_back_to_the_whole_segment():
+    segments = (
+        spoken("One two three four.", step=0.5),
+        Segment(2.5, 9.0, "No word timings for this long stretch of speech."),
+        spoken("Five six seven.", start=9.0),
+    )
+    cues = cue_list(segments, max_line_width=11, max_line_count=1)
+    assert cues == [
+        (0.0, 1.0, "One two"),
+        (1.0, 2.0, "three four."),
+        (2.5, 9.0, "No word timings for this long stretch of speech."),
+        (9.0, 10.0, "Five six"),
+        (10.0, 10.5, "seven."),
+    ]
+
+
+def test_subtitle_options_reach_the_writers_and_are_checked(tmp_path):
+    transcript = Transcript((spoken(SENTENCE),), "en", 6.0)
+    options = SubtitleOptions(max_line_width=20, max_line_count=1)
+    get_writer("all", tmp_path, options)(transcript, "clip.wav")
+    srt = (tmp_path / "clip.srt").read_text(encoding="utf-8")
+    assert srt_times(srt) == [(0.0, 1.5), (1.5, 3.5), (3.5, 5.0), (5.0, 5.5)]
+    assert len(vtt_times((tmp_path / "clip.vtt").read_text(encoding="utf-8"))) == 4
+    assert WriteSRT().format(transcript).count("-->") == 1  # no options: one cue per segment
+    with pytest.raises(WhisperTuneError, match="max_line_width must be at least 1"):
+        SubtitleOptions(max_line_width=0)
+
+
+def test_words_without_their_spaces_are_spaced_as_the_segment_text():
+    """The engines strip words; lines take their spaces from the segment's text."""
+    stripped = (
+        Segment(
+            0.0, 2.0, "我们明天 Pin it, 好吗", words=words_at("我们", "明天", "Pin", "it,", "好吗")
+        ),
+        Segment(2.0, 3.0, "好的", words=words_at("好的", start=2.0)),
+    )
+    cues = cue_list(stripped, "zh", max_line_width=40, max_line_count=1)
+    assert [text for *_, text in cues] == ["我们明天 Pin it, 好吗好的"]
+    english = (
+        Segment(0.0, 1.0, "Snow is", words=words_at("Snow", "is")),
+        Segment(1.0, 2.0, "coming.", words=words_at("coming.", start=1.0)),
+    )
+    assert cue_list(english, max_line_width=40, max_line_count=1)[0][2] == "Snow is coming."
+
+
+def words_at(*texts: str, start: float = 0.0) -> tuple[Word, ...]:
+    return tuple(Word(start + i * 0.4, start + (i + 1) * 0.4, t, 0.9) for i, t in enumerate(texts))

@@ -77,6 +77,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         choices=OUTPUT_FORMATS,
         help="json is the seed's shape; verbose_json adds scores, tokens and words",
     )
+    _add_subtitle_options(parser)
     add(
         parser,
         "--no_hallucination_guard",
@@ -92,10 +93,53 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=_run)
 
 
+def _add_subtitle_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "subtitles",
+        "SRT/VTT cues cut from word timings; any of these turns on --word_timestamps",
+    )
+    add(
+        group,
+        "--max_line_width",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N characters a line (a CJK character counts one); without "
+        "--max_line_count each segment is one cue of as many lines as it needs",
+    )
+    add(
+        group,
+        "--max_line_count",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N lines a cue; with --max_line_width or --max_words_per_line, "
+        "cues run across segments and break at pauses over 3 s",
+    )
+    add(
+        group,
+        "--max_words_per_line",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N words a line (Chinese, Japanese, Thai...: a word is a character "
+        "or a few); "
+        "without --max_line_count each line is one cue",
+    )
+    add_bool(group, "--highlight_words", False, "underline each word as it is spoken (<u>…</u>)")
+
+
 def _run(args: argparse.Namespace) -> int:
     from whisper_tune.inference.files import EngineSettings, OutputSettings, transcribe_files
+    from whisper_tune.inference.subtitles import SubtitleOptions
     from whisper_tune.inference.types import TranscribeOptions
 
+    subtitles = SubtitleOptions(
+        max_line_width=args.max_line_width,
+        max_line_count=args.max_line_count,
+        max_words_per_line=args.max_words_per_line,
+        highlight_words=args.highlight_words,
+    )
     transcribe_files(
         args.audio_path,
         EngineSettings(
@@ -115,13 +159,15 @@ def _run(args: argparse.Namespace) -> int:
             beam_size=args.beam_size,
             batch_size=args.batch_size,
             vad_filter=args.vad_filter,
-            word_timestamps=args.word_timestamps,
+            word_timestamps=args.word_timestamps or subtitles.uses_words,
             initial_prompt=args.initial_prompt,
             hotwords=args.hotwords,
             hallucination_guard=not args.no_hallucination_guard,
             to_simple=args.to_simple,
             remove_pun=args.remove_pun,
         ),
-        OutputSettings(output_dir=args.output_dir, output_format=args.output_format),
+        OutputSettings(
+            output_dir=args.output_dir, output_format=args.output_format, subtitles=subtitles
+        ),
     )
     return 0

@@ -15,8 +15,15 @@ from tqdm import tqdm
 from whisper_tune.audio import SAMPLE_RATE, load_audio
 from whisper_tune.errors import AudioError, WhisperTuneError
 from whisper_tune.inference.loader import load_transcriber
+from whisper_tune.inference.subtitles import SubtitleOptions
 from whisper_tune.inference.types import Segment, TranscribeOptions, Transcriber
-from whisper_tune.inference.writers import WRITERS, Transcript, get_writer, seed_json
+from whisper_tune.inference.writers import (
+    WRITERS,
+    Transcript,
+    get_writer,
+    make_writer,
+    seed_json,
+)
 
 log = logging.getLogger("whisper_tune.inference")
 
@@ -47,6 +54,7 @@ class OutputSettings:
 
     output_dir: str | None = None
     output_format: str = "json"
+    subtitles: SubtitleOptions = SubtitleOptions()  # how SRT/VTT cues are cut
     stdout: TextIO | None = field(default=None, repr=False)  # None: sys.stdout at run time
 
 
@@ -95,7 +103,11 @@ def transcribe_files(
         local_files_only=engine.local_files_only,
         assistant_model_path=engine.assistant_model_path,
     )
-    writer = get_writer(output.output_format, output.output_dir) if output.output_dir else None
+    writer = (
+        get_writer(output.output_format, output.output_dir, output.subtitles)
+        if output.output_dir
+        else None
+    )
     stdout = output.stdout or sys.stdout
     written: list[Path] = []
     failed: list[str] = []
@@ -111,7 +123,9 @@ def transcribe_files(
         if writer is not None:
             written.extend(writer(transcript, path))
         elif len(files) == 1:
-            stdout.write(WRITERS[output.output_format]().format(transcript))
+            stdout.write(
+                make_writer(output.output_format, subtitles=output.subtitles).format(transcript)
+            )
         else:
             line = {"audio_path": str(path), **seed_json(transcript)}
             stdout.write(json.dumps(line, ensure_ascii=False) + "\n")

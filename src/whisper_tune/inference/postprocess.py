@@ -35,5 +35,10 @@ def finish_segments(
 
 def join_text(segments: Iterable[Segment], language: str) -> str:
     """The whole transcript: segment texts joined by a space, or by nothing for Chinese etc."""
-    separator = "" if language in _NO_SPACE_LANGUAGES else " "
-    return separator.join(segment.text for segment in segments).strip()
+    return word_separator(language).join(segment.text for segment in segments).strip()
+
+
+def word_separator(language: str) -> str:
+    """What stands between two words or segments of ``language``: a space, or nothing for
+    languages written without spaces."""
+    return "" if language in _NO_SPACE_LANGUAGES else " "

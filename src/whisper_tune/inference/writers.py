@@ -15,6 +15,7 @@ from pathlib import Path
 from whisper_tune.errors import WhisperTuneError
 from whisper_tune.fsutil import atomic_write_text
 from whisper_tune.inference.postprocess import join_text
+from whisper_tune.inference.subtitles import SubtitleOptions, cut_cues
 from whisper_tune.inference.types import Segment
 
 
@@ -79,6 +80,12 @@ class SubtitlesWriter(ResultWriter):
     always_include_hours: bool
     decimal_marker: str
 
+    def __init__(
+        self, output_dir: str | Path = ".", options: SubtitleOptions = SubtitleOptions()
+    ) -> None:
+        super().__init__(output_dir)
+        self.options = options
+
     def format_timestamp(self, seconds: float) -> str:
         milliseconds = max(0, round(seconds * 1000))
         hours, milliseconds = divmod(milliseconds, 3_600_000)
@@ -88,9 +95,9 @@ class SubtitlesWriter(ResultWriter):
         return f"{hours_text}{minutes:02d}:{secs:02d}{self.decimal_marker}{milliseconds:03d}"
 
     def cues(self, transcript: Transcript) -> Iterable[tuple[str, str, str]]:
-        for segment in transcript.segments:
-            text = segment.text.replace("-->", "->")
-            yield self.format_timestamp(segment.start), self.format_timestamp(segment.end), text
+        for cue in cut_cues(transcript.segments, self.options, transcript.language):
+            text = cue.text.replace("-->", "->")
+            yield self.format_timestamp(cue.start), self.format_timestamp(cue.end), text
 
 
 class WriteVTT(SubtitlesWriter):
@@ -188,19 +195,29 @@ WRITERS: dict[str, type[ResultWriter]] = {
 OUTPUT_FORMATS = (*WRITERS, "all")
 
 
-def get_writer(
-    output_format: str, output_dir: str | Path
-) -> Callable[[Transcript, str | Path], list[Path]]:
-    """A function writing a transcript in ``output_format`` (or ``all`` of them) into
-    ``output_dir``, returning the paths written."""
-    if output_format == "all":
-        writers = [cls(output_dir) for cls in WRITERS.values()]
-    elif output_format in WRITERS:
-        writers = [WRITERS[output_format](output_dir)]
-    else:
+def make_writer(
+    output_format: str,
+    output_dir: str | Path = ".",
+    subtitles: SubtitleOptions = SubtitleOptions(),
+) -> ResultWriter:
+    """The writer of one format; SRT and VTT cut their cues as ``subtitles`` says."""
+    if output_format not in WRITERS:
         raise WhisperTuneError(
             f"unknown output format {output_format!r}: use one of {', '.join(OUTPUT_FORMATS)}"
         )
+    cls = WRITERS[output_format]
+    return cls(output_dir, subtitles) if issubclass(cls, SubtitlesWriter) else cls(output_dir)
+
+
+def get_writer(
+    output_format: str,
+    output_dir: str | Path,
+    subtitles: SubtitleOptions = SubtitleOptions(),
+) -> Callable[[Transcript, str | Path], list[Path]]:
+    """A function writing a transcript in ``output_format`` (or ``all`` of them) into
+    ``output_dir``, returning the paths written."""
+    formats = list(WRITERS) if output_format == "all" else [output_format]
+    writers = [make_writer(fmt, output_dir, subtitles) for fmt in formats]
 
     def write_all(transcript: Transcript, audio_path: str | Path) -> list[Path]:
         return [writer(transcript, audio_path) for writer in writers]
