@@ -22,34 +22,12 @@ from whisper_tune.audio import SAMPLE_RATE
 from whisper_tune.data.dataset import ManifestDataset, check_audio_files
 from whisper_tune.data.manifest import Utterance, read_manifest
 from whisper_tune.errors import ManifestError, WhisperTuneError
+from whisper_tune.eval_config import EvalConfig
 from whisper_tune.fsutil import atomic_dir
 from whisper_tune.languages import check_task, language_code
 from whisper_tune.models import load_processor, load_whisper, model_name
 from whisper_tune.resolve import resolve_hf_model
 from whisper_tune.text import TextOptions, count_errors, metric_units
-
-
-@dataclass
-class EvalConfig:
-    """Options of ``whisper-tune evaluate`` (the seed's evaluation.py names and defaults)."""
-
-    test_data: str
-    model_path: str = "tiny.en"
-    metric: str = "cer"
-    language: str | None = None
-    task: str = "transcribe"
-    batch_size: int = 16
-    num_workers: int = 2
-    num_beams: int = 1
-    remove_pun: bool = True
-    to_simple: bool = True
-    english_normalizer: bool = False
-    timestamps: bool = False
-    min_audio_len: float = 0.5
-    max_audio_len: float = 30.0
-    skip_bad: bool = False
-    local_files_only: bool = True
-    output_dir: str | None = None
 
 
 @dataclass

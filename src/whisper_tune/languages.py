@@ -5,8 +5,7 @@ from __future__ import annotations
 from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
 
 from whisper_tune.errors import WhisperTuneError
-
-TASKS = ("transcribe", "translate")
+from whisper_tune.options import TASKS
 
 
 def language_code(language: str | None) -> str | None:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import types
+import typing
+
+T = typing.TypeVar("T")
 
 
 def str2bool(value: str | bool) -> bool:
@@ -45,6 +50,77 @@ def add_bool(
     )
 
 
+def add_config_options(
+    parser: argparse.ArgumentParser, config: typing.Any, help: dict[str, str] | None = None
+) -> None:
+    """One flag per field of the dataclass ``config`` (a class or an instance) that has help.
+
+    Name, type, default, choices and argument group come from the field (see
+    :func:`whisper_tune.options.option`), the default from ``config`` when it is an instance;
+    ``help`` replaces a field's help text for this command. A field without a default is a
+    required flag, a ``bool`` a seed-style boolean, a tuple one or more values.
+    """
+    cls = config if isinstance(config, type) else type(config)
+    hints = typing.get_type_hints(cls)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for item in dataclasses.fields(cls):
+        if "help" not in item.metadata:
+            continue
+        meta = item.metadata
+        target = parser
+        if meta["group"]:
+            if meta["group"] not in groups:
+                groups[meta["group"]] = parser.add_argument_group(meta["group"])
+            target = groups[meta["group"]]
+        default = item.default if config is cls else getattr(config, item.name)
+        text = (help or {}).get(item.name, meta["help"])
+        _add_field(target, item.name, _value_type(hints[item.name]), default, text, meta)
+
+
+def config_from_args(cls: type[T], args: argparse.Namespace) -> T:
+    """The dataclass ``cls`` filled from the flags :func:`add_config_options` declared."""
+    values = {
+        item.name: getattr(args, item.name)
+        for item in dataclasses.fields(cls)
+        if "help" in item.metadata
+    }
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        if isinstance(value, list) and typing.get_origin(_value_type(hints[name])) is tuple:
+            values[name] = tuple(value)
+    return cls(**values)
+
+
+def _value_type(hint: typing.Any) -> typing.Any:
+    """``str | None`` → str; ``tuple[str, ...]`` stays a tuple type."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return hint
+
+
+def _add_field(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    name: str,
+    kind: typing.Any,
+    default: typing.Any,
+    help: str,
+    meta: typing.Mapping[str, typing.Any],
+) -> None:
+    flag = f"--{name}"
+    if kind is bool:
+        add_bool(parser, flag, default, help)
+        return
+    kwargs: dict[str, typing.Any] = {"help": help, "choices": meta["choices"]}
+    if default is dataclasses.MISSING:
+        kwargs["required"] = True
+    else:
+        kwargs["default"] = default
+    if typing.get_origin(kind) is tuple:
+        kind = typing.get_args(kind)[0]
+        kwargs.update(nargs="+", default=list(default))
+    add(parser, flag, type=kind, **kwargs)
+
+
 def add_model_options(
     parser: argparse.ArgumentParser,
     *,
@@ -65,6 +141,7 @@ def add_model_options(
         "--beam_size",
         "--beam-size",
         "--num_beams",
+        "--num-beams",
         dest="beam_size",
         type=int,
         default=5,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from whisper_tune.cli._args import add, add_bool
+from whisper_tune.cli._args import add_config_options, config_from_args
+from whisper_tune.eval_config import EvalConfig
 
 COMMAND = "evaluate"
 HELP = "CER/WER of a Whisper model on a JSONL manifest, with a per-utterance CSV"
@@ -17,68 +18,14 @@ hypothesis, errors, reference length, duration) to --output_dir.
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    add(parser, "--test_data", required=True, help="manifest to evaluate on (JSONL)")
-    add(
-        parser,
-        "--model_path",
-        default="tiny.en",
-        help="merged model dir, bundled name (tiny.en, base) or hub id (openai/whisper-tiny)",
-    )
-    add(
-        parser,
-        "--metric",
-        default="cer",
-        choices=["cer", "wer"],
-        help="cer: character error rate (Chinese); wer: word error rate",
-    )
-    add(
-        parser,
-        "--language",
-        default=None,
-        help="language code or name (zh, Chinese); a per-line 'language' wins; "
-        "default: the model detects it",
-    )
-    add(
-        parser,
-        "--task",
-        default="transcribe",
-        choices=["transcribe", "translate"],
-        help="decoder task",
-    )
-    add(parser, "--batch_size", type=int, default=16, help="utterances per generate() call")
-    add(parser, "--num_workers", type=int, default=2, help="DataLoader worker processes")
-    add(parser, "--num_beams", type=int, default=1, help="beam size (1 = greedy)")
-    add_bool(parser, "--remove_pun", True, "remove punctuation before scoring")
-    add_bool(
-        parser, "--to_simple", True, "convert traditional to simplified Chinese before scoring"
-    )
-    add_bool(
-        parser,
-        "--english_normalizer",
-        False,
-        'apply Whisper\'s English normaliser ("Dr." = "doctor", "twenty" = "20")',
-    )
-    add_bool(parser, "--timestamps", False, "decode with timestamps (as deployed with them)")
-    add(parser, "--min_audio_len", type=float, default=0.5, help="skip clips shorter (seconds)")
-    add(parser, "--max_audio_len", type=float, default=30.0, help="skip clips longer (seconds)")
-    add_bool(parser, "--skip_bad", False, "skip and count unreadable audio instead of stopping")
-    add_bool(parser, "--local_files_only", True, "never download the model from the hub")
-    add(
-        parser,
-        "--output_dir",
-        default=None,
-        help="report folder (default eval_results/<model>_<manifest>)",
-    )
+    add_config_options(parser, EvalConfig)
     parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dataclasses import fields
+    from whisper_tune.evaluate import evaluate
 
-    from whisper_tune.evaluate import EvalConfig, evaluate
-
-    config = EvalConfig(**{f.name: getattr(args, f.name) for f in fields(EvalConfig)})
-    report = evaluate(config)
+    report = evaluate(config_from_args(EvalConfig, args))
     print(
         f"{report.metric.upper()}: {report.score:.5f} on {report.utterances} utterances "
         f"({report.audio_seconds:.1f} s audio, RTF {report.rtf:.3f})"

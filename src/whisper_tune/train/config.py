@@ -3,63 +3,152 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from whisper_tune.options import TASKS, option
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 RUN_CONFIG = "run_config.json"
+# argument groups of ``whisper-tune finetune --help``
+DATA, MODEL, TRAINING = "data", "model and adapter", "training"
 
 
 @dataclass
 class FinetuneConfig:
     """Options of ``whisper-tune finetune`` (the seed's finetune.py names and defaults)."""
 
-    train_data: str
-    base_model: str = "tiny.en"
-    test_data: str | None = None
-    output_dir: str = "output/"
-    language: str | None = None
-    task: str = "transcribe"
-    timestamps: bool = False
-    timestamp_ratio: float = 0.5
-    min_audio_len: float = 0.5
-    max_audio_len: float = 30.0
-    skip_bad: bool = False
-    augment_config_path: str | None = None
-    use_adalora: bool = False
-    lora_r: int = 32
-    lora_alpha: int = 64
-    lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES
-    adalora_init_r: int = 12
-    adalora_target_r: int = 4
-    learning_rate: float = 1e-3
-    warmup_steps: int = 50
-    num_train_epochs: float = 3.0
-    max_steps: int = -1
-    per_device_train_batch_size: int = 8
-    per_device_eval_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    logging_steps: int = 100
-    eval_steps: int = 1000
-    save_steps: int = 1000
-    save_total_limit: int = 10
-    num_workers: int = 2
-    fp16: bool | None = None  # None: on when a CUDA GPU is present
-    bf16: bool = False
-    use_8bit: bool = False
-    use_compile: bool = False
-    gradient_checkpointing: bool = False
-    freeze_encoder: bool = False  # all encoder layers; or only the bottom ones:
-    freeze_encoder_layers: int = 0
-    cache_encoder_outputs: bool = True
-    encoder_cache_gb: float = 4.0
-    resume_from_checkpoint: str | None = None
-    local_files_only: bool = False
-    push_to_hub: bool = False
-    hub_model_id: str | None = None
-    shuffle_buffer: int = 1000
-    seed: int = 42
+    train_data: str = option(
+        help="training manifest (JSONL, one utterance per line) or a sharded corpus folder",
+        group=DATA,
+    )
+    base_model: str = option(
+        "tiny.en",
+        help="bundled name (tiny.en, base), local Hugging Face Whisper dir, or hub id "
+        "such as openai/whisper-tiny",
+        group=MODEL,
+    )
+    test_data: str | None = option(
+        None,
+        help="evaluation manifest; enables eval loss every --eval_steps and checkpoint-best",
+        group=DATA,
+    )
+    output_dir: str = option("output/", help="where checkpoints are written", group=MODEL)
+    language: str | None = option(
+        None,
+        help="language of the data (code or name: zh, Chinese, en); a per-line 'language' wins. "
+        "Required for multilingual models unless every line has one",
+        group=DATA,
+    )
+    task: str = option("transcribe", help="decoder task token", group=DATA, choices=TASKS)
+    timestamps: bool = option(
+        False,
+        help="train timestamp prediction too: lines with 'sentences' use their start/end, "
+        "others the whole clip; --timestamp_ratio of samples get timestamped targets",
+        group=DATA,
+    )
+    timestamp_ratio: float = option(
+        0.5, help="share of samples with timestamped targets when --timestamps is on", group=DATA
+    )
+    min_audio_len: float = option(0.5, help="skip clips shorter (seconds)", group=DATA)
+    max_audio_len: float = option(30.0, help="skip clips longer (seconds)", group=DATA)
+    skip_bad: bool = option(
+        False,
+        help="skip and count bad manifest lines and unreadable audio instead of stopping",
+        group=DATA,
+    )
+    augment_config_path: str | None = option(
+        None,
+        help="JSON list of augmentations ({type, params, prob}: speed, shift, volume, resample, "
+        "noise) applied on the fly",
+        group=DATA,
+    )
+    use_adalora: bool = option(
+        False, help="AdaLoRA instead of LoRA (rank budget reallocated every step)", group=MODEL
+    )
+    lora_r: int = option(32, help="LoRA rank", group=MODEL)
+    lora_alpha: int = option(64, help="LoRA scaling alpha", group=MODEL)
+    lora_dropout: float = option(0.05, help="LoRA dropout", group=MODEL)
+    target_modules: tuple[str, ...] = option(
+        DEFAULT_TARGET_MODULES, help="module names that get adapters", group=MODEL
+    )
+    adalora_init_r: int = option(12, help="AdaLoRA initial rank", group=MODEL)
+    adalora_target_r: int = option(4, help="AdaLoRA average target rank", group=MODEL)
+    learning_rate: float = option(1e-3, help="peak learning rate", group=TRAINING)
+    warmup_steps: int = option(50, help="linear warm-up steps", group=TRAINING)
+    num_train_epochs: float = option(3.0, help="epochs over the train data", group=TRAINING)
+    max_steps: int = option(
+        -1,
+        help="stop after this many optimizer steps (overrides epochs; needed for shards)",
+        group=TRAINING,
+    )
+    per_device_train_batch_size: int = option(8, help="train batch per device", group=TRAINING)
+    per_device_eval_batch_size: int = option(8, help="eval batch per device", group=TRAINING)
+    gradient_accumulation_steps: int = option(
+        1, help="batches accumulated per optimizer step", group=TRAINING
+    )
+    logging_steps: int = option(100, help="log loss every N steps", group=TRAINING)
+    eval_steps: int = option(1000, help="eval loss every N steps", group=TRAINING)
+    save_steps: int = option(
+        1000, help="save a checkpoint every N steps (a multiple of --eval_steps)", group=TRAINING
+    )
+    save_total_limit: int = option(
+        10, help="keep at most N step checkpoints (the best is always kept)", group=TRAINING
+    )
+    num_workers: int = option(2, help="DataLoader worker processes", group=TRAINING)
+    fp16: bool | None = option(
+        None, help="float16 mixed precision (default: on when a CUDA GPU exists)", group=TRAINING
+    )
+    bf16: bool = option(
+        False, help="bfloat16 mixed precision (GPU or a CPU that supports it)", group=TRAINING
+    )
+    use_8bit: bool = option(
+        False, help="load the base model in 8 bit (needs CUDA + bitsandbytes)", group=MODEL
+    )
+    use_compile: bool = option(False, help="torch.compile the model", group=TRAINING)
+    gradient_checkpointing: bool = option(False, help="trade compute for memory", group=TRAINING)
+    freeze_encoder: bool = option(
+        False,
+        help="adapters in the decoder only: the encoder is not trained, and each clip is "
+        "encoded once and cached (several times faster on CPU)",
+        group=MODEL,
+    )
+    freeze_encoder_layers: int = option(
+        0,
+        help="leave the bottom N encoder layers without adapters; their output is computed "
+        "once per clip and cached, so training costs only the layers above (a middle way "
+        "between full LoRA and --freeze_encoder that still adapts to new acoustics)",
+        group=MODEL,
+    )
+    cache_encoder_outputs: bool = option(
+        True,
+        help="with frozen encoder layers, keep each clip's hidden state below the trained "
+        "layers in memory across epochs "
+        "(off automatically with augmentation, shards or a cache over --encoder_cache_gb)",
+        group=MODEL,
+    )
+    encoder_cache_gb: float = option(
+        4.0, help="memory budget for the encoder-output cache", group=MODEL
+    )
+    resume_from_checkpoint: str | None = option(
+        None,
+        help="checkpoint-N folder to resume from (optimizer and step restored)",
+        group=TRAINING,
+    )
+    local_files_only: bool = option(
+        False, help="never download the base model from the hub", group=MODEL
+    )
+    push_to_hub: bool = option(
+        False,
+        help="upload the final adapter to the Hugging Face Hub (needs network and a token; "
+        "not available on offline machines)",
+        group=TRAINING,
+    )
+    hub_model_id: str | None = option(None, help="hub repo id for --push_to_hub", group=TRAINING)
+    shuffle_buffer: int = option(
+        1000, help="shuffle buffer size when streaming a sharded corpus", group=DATA
+    )
+    seed: int = option(42, help="random seed (data order, augmentation)", group=TRAINING)
     extra: dict = field(default_factory=dict)
 
     def frozen_encoder_layers(self, num_layers: int) -> int:
@@ -73,14 +162,6 @@ class FinetuneConfig:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
         tmp.replace(path)
-
-    @classmethod
-    def from_namespace(cls, namespace) -> FinetuneConfig:
-        names = {f.name for f in fields(cls)}
-        values = {k: v for k, v in vars(namespace).items() if k in names}
-        if "target_modules" in values and isinstance(values["target_modules"], list):
-            values["target_modules"] = tuple(values["target_modules"])
-        return cls(**values)
 
 
 def read_run_config(directory: str | Path) -> dict:
