@@ -166,6 +166,28 @@ def test_hibari_never_reaches_the_network(tmp_path):
     assert not (tmp_path / "hibari").exists()  # no voice fetched or cached
 
 
+@pytest.mark.parametrize(
+    ("module", "language", "needs"),
+    [("hibari", "en", "English speech synthesis needs hibari-tts"), ("pypinyin", "zh", "Mandarin")],
+)
+def test_demo_without_its_extra_is_a_one_line_error(module, language, needs, tmp_path):
+    """hibari-tts and pypinyin are the demo extra: without one, ``whisper-tune demo`` stops at
+    its first sentence with the pip command, not a traceback."""
+    code = (
+        f"import sys; sys.modules[{module!r}] = None\n"  # as if the package were not installed
+        "from whisper_tune.cli import main\n"
+        f"main(['demo', '--language', {language!r}, '--output_dir', {str(tmp_path / 'd')!r}])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"whisper-tune demo: error: {needs}"), last
+    assert last.endswith("pip install 'whisper-tune[demo]'"), last
+
+
 def test_fixture_clips(english_clip, chinese_clip, silence_clip, long_english_file):
     for path, text in (english_clip, chinese_clip):
         assert text and 1.0 < audio_duration(path) < 8.0

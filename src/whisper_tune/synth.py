@@ -4,6 +4,9 @@ English is spoken by ``hibari-tts`` with the one voice that ships inside its whe
 downloaded one); Mandarin by espeak-ng's ``cmn-latn-pinyin`` voice reading tone-numbered pinyin
 from ``pypinyin``; any other language by the espeak-ng voice of that name. Every function returns
 16 kHz mono float32, and a ``seed`` makes the result bit-identical across calls.
+
+hibari-tts and pypinyin come with the ``demo`` extra (``pip install 'whisper-tune[demo]'``) and
+are imported only where they are used; without them this module says so in one line.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ ESPEAK_RATE_BY_VOICE = {MANDARIN_VOICE: 210}
 ENGLISH_FALLBACK_VOICE = "en-us"
 _PINYIN_SYLLABLE = re.compile(r"[a-zü]+[1-5]")
 _NOT_WORD = re.compile(r"[^\w.]+|(?<!\d)\.|\.(?!\d)")  # punctuation; keeps the dot inside "3.5"
+DEMO_EXTRA = "pip install 'whisper-tune[demo]'"
 
 
 def synthesize(
@@ -147,8 +151,10 @@ def clip_spans(clips: Sequence[np.ndarray], gap_seconds: float = 0.5) -> list[tu
 
 def to_pinyin(text: str) -> str:
     """Chinese text as tone-numbered pinyin for espeak-ng (punctuation dropped, digits kept)."""
-    from pypinyin import Style, lazy_pinyin
-
+    try:
+        from pypinyin import Style, lazy_pinyin
+    except ModuleNotFoundError as exc:
+        raise _missing_extra(exc, "pypinyin", "Mandarin") from None
     words: list[str] = []
     for token in lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True):
         if _PINYIN_SYLLABLE.fullmatch(token):
@@ -163,6 +169,8 @@ def _english(text: str, speed: float, seed: int | None) -> np.ndarray:
     try:
         tts = _hibari()
         audio = tts(text, speed=speed, seed=seed)
+    except WhisperTuneError:
+        raise
     except Exception as exc:  # a broken hibari install must not stop a demo that espeak can serve
         log.warning("hibari-tts failed (%s); using espeak-ng English instead", exc)
         return _espeak(text, ENGLISH_FALLBACK_VOICE, speed)
@@ -172,13 +180,29 @@ def _english(text: str, speed: float, seed: int | None) -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def _hibari():
     """Load hibari once, from the ONNX file inside its wheel: no code path that downloads."""
-    from hibari import Hibari
-    from hibari.voices import ASSETS, DEFAULT, VOICES
+    try:
+        from hibari import Hibari
+        from hibari.voices import ASSETS, DEFAULT, VOICES
+    except ModuleNotFoundError as exc:
+        raise _missing_extra(exc, "hibari", "English", "hibari-tts") from None
 
     voice = VOICES[DEFAULT]
     if not voice.get("bundled"):
         raise RuntimeError(f"hibari's default voice {DEFAULT!r} is not bundled in the package")
     return Hibari(voice=DEFAULT, model=os.path.join(ASSETS, voice["file"]))
+
+
+def _missing_extra(
+    exc: ModuleNotFoundError, module: str, language: str, distribution: str | None = None
+) -> Exception:
+    """A one-line error naming the extra when ``module`` itself is absent; else ``exc`` (a
+    broken install, which the English path answers with espeak-ng)."""
+    if exc.name != module:
+        return exc
+    return WhisperTuneError(
+        f"{language} speech synthesis needs {distribution or module}, part of the demo extra: "
+        f"{DEMO_EXTRA}"
+    )
 
 
 def _espeak(text: str, voice: str, speed: float, language: str | None = None) -> np.ndarray:

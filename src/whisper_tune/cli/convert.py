@@ -13,7 +13,7 @@ DESCRIPTION = f"""\
 Convert a merged or stock Hugging Face Whisper model with CTranslate2's converter into a
 folder faster-whisper loads offline (model.bin, vocabulary, tokenizer.json,
 preprocessor_config.json, generation_config.json). A parity check then decodes one clip
-(--audio_path, else a synthesised sentence) greedily with both models and reports both texts
+(--audio_path, else a recorded sentence) greedily with both models and reports both texts
 and their token agreement; the report is printed and saved as conversion_report.json in
 --output_dir. Exit status 1 when fewer than {MIN_AGREEMENT:.0%} of the tokens agree.
 """

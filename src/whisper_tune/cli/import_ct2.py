@@ -36,7 +36,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         parser,
         "--check_audio",
         default=None,
-        help="audio file (up to 30 s) for the parity check; default: a synthesised sentence",
+        help="audio file (up to 30 s) for the parity check; default: a recorded sentence",
     )
     add(
         parser,

@@ -16,10 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from whisper_tune.audio import SAMPLE_RATE, load_audio
-from whisper_tune.convert.parity import greedy_parity
+from whisper_tune.convert.parity import greedy_parity, parity_clip
 from whisper_tune.errors import ModelError
 from whisper_tune.fsutil import atomic_dir
 from whisper_tune.models import load_processor
@@ -29,7 +26,6 @@ log = logging.getLogger("whisper_tune.convert")
 
 QUANTIZATIONS = ("float16", "int8", "int8_float16", "int8_float32", "float32", "bfloat16")
 REPORT_NAME = "conversion_report.json"
-PARITY_SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 
 
 def convert_to_ct2(
@@ -44,7 +40,7 @@ def convert_to_ct2(
 
     The folder is written to a temporary sibling and renamed into place when complete.
     Unless ``check`` is False, a parity check runs on the first 30 s of ``audio_path`` (or a
-    synthesised English sentence). Returns the report, also saved as ``conversion_report.json``
+    recorded English sentence). Returns the report, also saved as ``conversion_report.json``
     in the output folder.
     """
     if quantization not in QUANTIZATIONS:
@@ -53,7 +49,7 @@ def convert_to_ct2(
         )
     source = resolve_hf_model(model_path, local_files_only)
     output_dir = Path(output_dir)
-    sample = _parity_sample(audio_path) if check else None
+    sample = parity_clip(audio_path) if check else None
     started = time.perf_counter()
     report: dict[str, Any] = {
         "model_path": str(model_path),
@@ -103,13 +99,3 @@ def _write_side_files(source: str, target: Path, processor) -> None:
     generation = source_dir / "generation_config.json"
     if generation.is_file():
         shutil.copyfile(generation, target / "generation_config.json")
-
-
-def _parity_sample(audio_path: str | Path | None) -> tuple[np.ndarray, str]:
-    """The first 30 s of the user's file, else a synthesised English sentence."""
-    if audio_path is not None:
-        audio = load_audio(audio_path)
-        return audio[: 30 * SAMPLE_RATE], str(audio_path)
-    from whisper_tune.synth import synthesize
-
-    return synthesize(PARITY_SENTENCE, "en", seed=0), f"synthesised: {PARITY_SENTENCE!r}"

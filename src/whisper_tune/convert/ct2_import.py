@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from whisper_tune.convert.ct2_format import Ct2ModelBin, read_model_bin
+from whisper_tune.convert.parity import greedy_parity, parity_clip
 from whisper_tune.convert.whisper_assets import (
     WhisperDims,
     build_processor,
@@ -29,7 +30,6 @@ from whisper_tune.errors import ModelError
 __all__ = ["build_processor", "import_ct2", "infer_dims", "hf_state_dict", "REPORT_FILE"]
 
 REPORT_FILE = "import_report.json"
-SAMPLE_TEXT = "The quick brown fox jumps over the lazy dog, then rests by the river bank."
 _FLOAT_TYPES = ("float32", "float16", "bfloat16")
 # CTranslate2 spec scalars that must hold these values for a standard Whisper (GELU, pre-norm).
 _EXPECTED_SCALARS = {"decoder/activation": 3, "decoder/pre_norm": 1, "decoder/alibi": 0}
@@ -181,7 +181,7 @@ def import_ct2(
     faster-whisper model id. The output (safetensors weights, config, generation config,
     tokenizer with timestamp tokens, feature extractor, ``import_report.json``) is written to a
     temporary folder and renamed to ``output_dir``, which must not exist or be empty. Unless
-    ``check`` is false, greedy decodes of ``check_audio`` (default: a synthesised English
+    ``check`` is false, greedy decodes of ``check_audio`` (default: a recorded English
     sentence) by the new model and by CTranslate2 are compared, in ``check_language`` for a
     multilingual model (default: the language CTranslate2 detects).
     """
@@ -199,7 +199,7 @@ def import_ct2(
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise ModelError(f"{output} already exists and is not empty; choose a new --output_dir")
 
-    clip = _check_clip(check_audio) if check else None
+    clip = parity_clip(check_audio) if check else None
 
     model_bin = read_model_bin(ct2_dir / "model.bin")
     dims = infer_dims(model_bin)
@@ -226,8 +226,6 @@ def import_ct2(
         processor.save_pretrained(scratch)
         del model
         if clip is not None:
-            from whisper_tune.convert.parity import greedy_parity
-
             audio, audio_name = clip
             parity = greedy_parity(scratch, ct2_dir, audio, language)
             report["parity"] = {"audio": audio_name, **parity}
@@ -242,14 +240,3 @@ def import_ct2(
             shutil.rmtree(scratch)
     report["output_dir"] = str(output)
     return report
-
-
-def _check_clip(check_audio: str | Path | None) -> tuple[np.ndarray, str]:
-    """The parity clip: the user's file, else one synthesised sentence."""
-    if check_audio is not None:
-        from whisper_tune.audio import load_audio
-
-        return load_audio(check_audio), str(check_audio)
-    from whisper_tune.synth import synthesize
-
-    return synthesize(SAMPLE_TEXT, "en", seed=0), f"synthesised: {SAMPLE_TEXT!r}"

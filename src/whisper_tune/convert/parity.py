@@ -14,11 +14,27 @@ from typing import Any
 
 import numpy as np
 
+from whisper_tune.audio import SAMPLE_RATE, load_audio
+
+# A recording of this sentence (synthesised once with hibari's bundled voice, seed 0) ships with
+# the package, so a parity check needs neither an audio file from the user nor the demo extra.
+REFERENCE_TEXT = "The quick brown fox jumps over the lazy dog, then rests by the river bank."
+REFERENCE_CLIP = Path(__file__).with_name("parity_clip.flac")
+MAX_SECONDS = 30
+
 FEATURES_NOTE = (
     "both models decode the same log-mel features from the Hugging Face feature extractor "
     "(waveform padded with silence to 30 s), greedily; faster-whisper in deployment pads the "
     "features with zeros instead, so its transcript ('deployed_text') can differ slightly"
 )
+
+
+def parity_clip(audio_path: str | Path | None = None) -> tuple[np.ndarray, str]:
+    """The clip both models decode and its name: the first 30 s of ``audio_path``, else the
+    recorded :data:`REFERENCE_TEXT`."""
+    if audio_path is None:
+        return load_audio(REFERENCE_CLIP), f"recorded: {REFERENCE_TEXT!r}"
+    return load_audio(audio_path)[: MAX_SECONDS * SAMPLE_RATE], str(audio_path)
 
 
 def greedy_parity(
