@@ -135,6 +135,19 @@ def test_require_positive_names_the_bad_number():
             require_positive({"x": bad}, ["x"], "case")
 
 
+def test_cli_runs_the_checkouts_benchmark_in_a_child_process(tmp_path):
+    """From any folder, ``whisper-tune bench NAME ARGS`` is ``python -m bench.NAME ARGS`` run
+    from this checkout (found through the editable install), with its exit status."""
+    command = [sys.executable, "-m", "whisper_tune", "bench", "transcribe", "--help"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--smoke" in done.stdout and "bench.transcribe" in done.stdout
+    bad = subprocess.run(
+        [*command[:-1], "--no-such-option"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "--no-such-option" in bad.stderr
+
+
 def test_cli_explains_where_the_benchmarks_are(tmp_path, monkeypatch):
     import whisper_tune
     from whisper_tune.cli.bench import find_bench_root

@@ -1,9 +1,17 @@
-"""``whisper-tune bench``: run one of the benchmarks kept in a source checkout's ``bench/``."""
+"""``whisper-tune bench``: run one of the benchmarks kept in a source checkout's ``bench/``.
+
+The benchmarks are developer tools, not part of the installed package: they live beside
+``tests/`` in the repository and run as ``python -m bench.NAME`` from its root (they need the
+``dev`` and ``demo`` extras). This subcommand runs exactly that in a fresh interpreter, so
+nothing the CLI imported counts in a benchmark's memory figures, and says where the
+benchmarks are when there is no checkout.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -34,11 +42,11 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    root = find_bench_root()
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    importlib.import_module(f"bench.{args.name}").main(args.bench_args)
-    return 0
+    """``python -m bench.NAME ARGS`` with the checkout on the child's path; its exit status."""
+    root = str(find_bench_root())
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-m", f"bench.{args.name}", *args.bench_args]
+    return subprocess.run(command, env={**os.environ, "PYTHONPATH": path}, check=False).returncode
 
 
 def find_bench_root() -> Path:
@@ -51,7 +59,8 @@ def find_bench_root() -> Path:
         if (root / "bench" / "__init__.py").is_file() and (root / "bench" / "harness.py").is_file():
             return root
     raise WhisperTuneError(
-        "the benchmarks live in the bench/ folder of a whisper-tune source checkout, which is "
-        "neither the current folder nor where whisper-tune is installed from; run this from "
-        "the repository root of a clone (pip install -e . there)"
+        "the benchmarks are not installed with whisper-tune: they are the bench/ folder of a "
+        "source checkout, which is neither the current folder nor where whisper-tune is "
+        "installed from; in a clone (pip install -e '.[dev,demo]'), run 'python -m bench.NAME' "
+        "or this command from its root"
     )
