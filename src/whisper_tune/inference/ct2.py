@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ import numpy as np
 from whisper_tune.audio import SAMPLE_RATE
 from whisper_tune.errors import ModelError
 from whisper_tune.inference.chunks import WINDOW_SAMPLES, quiet_windows, until_cancelled
+from whisper_tune.inference.policy import DecodingPolicy
 from whisper_tune.inference.postprocess import finish_segments
 from whisper_tune.inference.types import Segment, TranscribeOptions, TranscriptionInfo, Word
 from whisper_tune.languages import check_task, language_code
@@ -62,50 +64,74 @@ class CT2Transcriber:
         """Decode ``audio``; segments are decoded lazily as the iterator is consumed.
 
         Long audio goes to faster-whisper in blocks of about two minutes cut at pauses, so
-        its features (computed for a whole input at once) never grow past one block.
+        its features (computed for a whole input at once) never grow past one block; when
+        conditioning on previous text, a block's text is the next block's initial prompt.
         """
         check_task(options.task)
+        policy = options.policy()
+        if options.batch_size > 1:
+            # faster-whisper's batched pipeline decodes at the first temperature only and
+            # without previous text
+            policy = dataclasses.replace(
+                policy, temperature=policy.temperature[:1], condition_on_previous_text=False
+            )
         blocks = quiet_windows(audio, BLOCK_SAMPLES)
         first, first_info = self._transcribe_block(
-            audio[slice(*blocks[0])], options, language_code(options.language), first=True
+            audio[slice(*blocks[0])],
+            options,
+            policy,
+            language_code(options.language),
+            policy.initial_prompt,
         )
 
         def segments() -> Iterator[Segment]:
-            yield from (
-                _segment(raw, 0.0, blocks[0][1] / SAMPLE_RATE)
-                for raw in until_cancelled(first, options.cancel)
-            )
-            for start, end in until_cancelled(blocks[1:], options.cancel):
-                raw_segments, _ = self._transcribe_block(
-                    audio[start:end], options, first_info.language, first=False
-                )
+            raw_segments, texts = first, []
+            for index, (start, end) in enumerate(until_cancelled(blocks, options.cancel)):
+                if index:
+                    prompt = " ".join(texts) if policy.condition_on_previous_text else None
+                    raw_segments, _ = self._transcribe_block(
+                        audio[start:end], options, policy, first_info.language, prompt or None
+                    )
+                texts = []
                 # faster-whisper decodes a block's windows lazily, as segments are asked for
                 for raw in until_cancelled(raw_segments, options.cancel):
+                    texts.append(raw.text.strip())
                     yield _segment(raw, start / SAMPLE_RATE, end / SAMPLE_RATE)
 
         info = TranscriptionInfo(
             language=first_info.language,
             language_probability=float(first_info.language_probability),
             duration=len(audio) / SAMPLE_RATE,
+            transcription_options=policy,
         )
-        return finish_segments(segments(), options, self.timestamp_begin), info
+        segments = finish_segments(
+            segments(), options, self.timestamp_begin, policy, first_info.language
+        )
+        return segments, info
 
     def _transcribe_block(
-        self, audio: np.ndarray, options: TranscribeOptions, language: str | None, first: bool
+        self,
+        audio: np.ndarray,
+        options: TranscribeOptions,
+        policy: DecodingPolicy,
+        language: str | None,
+        prompt: str | None,
     ):
         kwargs = dict(
             language=language,
             task=options.task,
             beam_size=options.beam_size,
-            temperature=list(options.temperature)
-            if isinstance(options.temperature, tuple)
-            else options.temperature,
+            temperature=list(policy.temperature),
+            compression_ratio_threshold=policy.compression_ratio_threshold,
+            log_prob_threshold=policy.log_prob_threshold,
+            no_speech_threshold=policy.no_speech_threshold if policy.hallucination_guard else None,
+            condition_on_previous_text=policy.condition_on_previous_text,
+            prompt_reset_on_temperature=policy.prompt_reset_on_temperature,
             without_timestamps=not options.timestamps,
             word_timestamps=options.word_timestamps,
-            initial_prompt=options.initial_prompt if first else None,
-            hotwords=options.hotwords,
+            initial_prompt=prompt,
+            hotwords=policy.hotwords,
             vad_filter=options.vad_filter,
-            no_speech_threshold=0.6 if options.hallucination_guard else None,
             **options.extra,
         )
         if options.batch_size <= 1:

@@ -144,7 +144,13 @@ def transcribe_file(
     segments, info = transcriber.transcribe(audio, options)
     duration = len(audio) / SAMPLE_RATE
     collected = tuple(_with_progress(segments, duration, Path(path).name))
-    return Transcript(collected, info.language, info.duration, info.language_probability)
+    return Transcript(
+        collected,
+        info.language,
+        info.duration,
+        info.language_probability,
+        info.transcription_options,
+    )
 
 
 def _with_progress(segments: Iterator[Segment], duration: float, name: str) -> Iterator[Segment]:

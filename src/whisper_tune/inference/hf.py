@@ -5,7 +5,8 @@ segment ended (openai/whisper's timestamp seeking), so segments stream out as th
 decoded and memory does not grow with the audio length. With ``batch_size > 1``,
 ``vad_filter`` or an assistant model the audio is cut up front (windows cut at pauses, or
 speech spans) and decoded in batches. Each window gets openai/whisper's temperature
-fallback and no-speech check.
+fallback and no-speech check, under the options' :class:`DecodingPolicy` (a window that
+loops is decoded again too), and is conditioned on the text decoded before it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from whisper_tune.inference.chunks import (
     speech_spans,
     split_by_timestamps,
 )
-from whisper_tune.inference.guards import compression_ratio
+from whisper_tune.inference.guards import compression_ratio, degenerate_reason
+from whisper_tune.inference.policy import DecodingPolicy
 from whisper_tune.inference.postprocess import finish_segments
 from whisper_tune.inference.types import Segment, TranscribeOptions, TranscriptionInfo
 from whisper_tune.languages import check_task, language_code
@@ -38,12 +40,6 @@ from whisper_tune.resolve import resolve_hf_model
 
 log = logging.getLogger("whisper_tune.inference")
 
-# openai/whisper's decoding thresholds: a window is decoded again at the next temperature
-# when its text compresses too well or its tokens are too unlikely; it is skipped as silence
-# when the no-speech probability is high and the tokens unlikely.
-FALLBACK_COMPRESSION_RATIO = 2.4
-FALLBACK_LOGPROB = -1.0
-NO_SPEECH_THRESHOLD = 0.6
 MIN_WINDOW_SAMPLES = SAMPLE_RATE // 20  # a remainder shorter than 50 ms is not decoded
 
 _TORCH_DTYPES = ("float32", "float16", "bfloat16")
@@ -56,18 +52,45 @@ class _Decoded:
     avg_logprob: float
     no_speech_prob: float
     compression_ratio: float
+    temperature: float
     hidden: Any = field(default=None, repr=False, compare=False)  # the window's encoder output
 
-    @property
-    def needs_fallback(self) -> bool:
+    def needs_fallback(self, policy: DecodingPolicy) -> bool:
+        """Decode again hotter: the text compresses too well, is unlikely or (guarded) loops."""
+        if self.is_silence(policy):
+            return False
         return (
-            self.compression_ratio > FALLBACK_COMPRESSION_RATIO
-            or self.avg_logprob < FALLBACK_LOGPROB
-        ) and not self.is_silence
+            self.compression_ratio > policy.compression_ratio_threshold
+            or self.avg_logprob < policy.log_prob_threshold
+            or (policy.hallucination_guard and degenerate_reason(self.text, policy.guard))
+        )
 
-    @property
-    def is_silence(self) -> bool:
-        return self.no_speech_prob > NO_SPEECH_THRESHOLD and self.avg_logprob < FALLBACK_LOGPROB
+    def is_silence(self, policy: DecodingPolicy) -> bool:
+        return policy.is_silence(self.no_speech_prob, self.avg_logprob)
+
+
+class _Prompt:
+    """Each window's decoder prompt: the hotwords, then the initial prompt and, when
+    conditioning on previous text, the text tokens decoded so far (openai/whisper's rule:
+    the latest half-context of tokens, reset after a window decoded hotter than
+    ``prompt_reset_on_temperature``)."""
+
+    def __init__(self, tokenize, policy: DecodingPolicy, max_tokens: int) -> None:
+        self.policy = policy
+        self.hotwords = tokenize(policy.hotwords)
+        self.history = tokenize(policy.initial_prompt)
+        self.budget = max(0, max_tokens - len(self.hotwords))
+
+    def tokens(self) -> list[int]:
+        return self.hotwords + (self.history[-self.budget :] if self.budget else [])
+
+    def advance(self, text_tokens: list[int], temperature: float) -> None:
+        """Record a decoded window's text tokens (or forget the history)."""
+        policy = self.policy
+        if policy.condition_on_previous_text and temperature <= policy.prompt_reset_on_temperature:
+            self.history = self.history + text_tokens
+        else:
+            self.history = []
 
 
 class HFTranscriber:
@@ -123,18 +146,25 @@ class HFTranscriber:
             language = "en"
         elif language is None:
             language, probability = self.detect_language(audio[:WINDOW_SAMPLES])
-        info = TranscriptionInfo(language, probability, len(audio) / SAMPLE_RATE)
         if self.assistant is not None and options.timestamps:
             log.warning(
                 "speculative decoding in transformers mishandles timestamp tokens; decoding "
                 "without timestamps (one segment per window of at most 30 s)"
             )
             options = dataclasses.replace(options, timestamps=False)
+        policy = options.policy()
         if options.vad_filter or options.batch_size > 1 or self.assistant is not None:
-            segments = self._decode_spans(audio, language, options)
+            if self._batch_size(options) > 1:
+                # batched decoding uses the first temperature only and no previous text, as
+                # faster-whisper's batched pipeline does
+                policy = dataclasses.replace(
+                    policy, temperature=policy.temperature[:1], condition_on_previous_text=False
+                )
+            segments = self._decode_spans(audio, language, options, policy)
         else:
-            segments = self._decode_seeking(audio, language, options)
-        return finish_segments(segments, options, self.timestamp_begin), info
+            segments = self._decode_seeking(audio, language, options, policy)
+        info = TranscriptionInfo(language, probability, len(audio) / SAMPLE_RATE, policy)
+        return finish_segments(segments, options, self.timestamp_begin, policy, language), info
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
         """The most likely language code of ``audio`` (first 30 s) and its probability."""
@@ -147,24 +177,40 @@ class HFTranscriber:
         best = int(probs.argmax())
         return list(self.language_ids)[best].strip("<|>"), float(probs[best])
 
+    def _batch_size(self, options: TranscribeOptions) -> int:
+        return 1 if self.assistant is not None else max(1, options.batch_size)
+
+    def _prompt(self, policy: DecodingPolicy) -> _Prompt:
+        def tokenize(text: str | None) -> list[int]:
+            if not text or not text.strip():
+                return []
+            tokenizer = self.processor.tokenizer
+            return tokenizer(" " + text.strip(), add_special_tokens=False).input_ids
+
+        return _Prompt(tokenize, policy, self.model.config.max_target_positions // 2 - 1)
+
+    def _text_tokens(self, pieces: list[Piece]) -> list[int]:
+        eot = self.model.generation_config.eos_token_id
+        return [token for piece in pieces for token in piece.tokens if token < eot]
+
     def _decode_seeking(
-        self, audio: np.ndarray, language: str, options: TranscribeOptions
+        self, audio: np.ndarray, language: str, options: TranscribeOptions, policy: DecodingPolicy
     ) -> Iterator[Segment]:
         seek = 0
-        prompt = _join(options.hotwords, options.initial_prompt)
+        prompt = self._prompt(policy)
         while len(audio) - seek >= MIN_WINDOW_SAMPLES and not cancelled(options.cancel):
             window = audio[seek : seek + WINDOW_SAMPLES]
-            (decoded,) = self._decode([window], language, options, prompt, options.temperature)
-            # the initial prompt conditions the first window only, hotwords every window
-            prompt = options.hotwords
+            (decoded,) = self._decode([window], language, options, prompt.tokens(), policy)
             duration = len(window) / SAMPLE_RATE
-            if decoded.is_silence and options.hallucination_guard:
+            if decoded.is_silence(policy) and policy.hallucination_guard:
+                prompt.advance([], decoded.temperature)
                 seek += len(window)
                 continue
             pieces, done = self._pieces(decoded, options)
             closed = [piece for piece in pieces if piece.end is not None]
             if closed and not done and pieces[-1].end is None:
                 pieces = closed  # drop the unfinished piece; decode it again in the next window
+            prompt.advance(self._text_tokens(pieces), decoded.temperature)
             yield from self._segments(
                 pieces, decoded, seek / SAMPLE_RATE, duration, language, options
             )
@@ -172,23 +218,23 @@ class HFTranscriber:
             seek += int(round(resume * SAMPLE_RATE)) if resume else len(window)
 
     def _decode_spans(
-        self, audio: np.ndarray, language: str, options: TranscribeOptions
+        self, audio: np.ndarray, language: str, options: TranscribeOptions, policy: DecodingPolicy
     ) -> Iterator[Segment]:
         spans = speech_spans(audio) if options.vad_filter else quiet_windows(audio)
-        batch_size = 1 if self.assistant is not None else max(1, options.batch_size)
-        prompt = _join(options.hotwords, options.initial_prompt)
-        # batched decoding uses the first temperature only, as faster-whisper does
-        temperatures = options.temperature if batch_size == 1 else _first(options.temperature)
+        batch_size = self._batch_size(options)
+        prompt = self._prompt(policy)
         for i in range(0, len(spans), batch_size):
             if cancelled(options.cancel):
                 return
             batch = spans[i : i + batch_size]
             windows = [audio[start:end] for start, end in batch]
-            decoded = self._decode(windows, language, options, prompt, temperatures)
+            decoded = self._decode(windows, language, options, prompt.tokens(), policy)
             for (start, end), result in zip(batch, decoded, strict=True):
-                if result.is_silence and options.hallucination_guard:
+                if result.is_silence(policy) and policy.hallucination_guard:
+                    prompt.advance([], result.temperature)
                     continue
                 pieces, _ = self._pieces(result, options)
+                prompt.advance(self._text_tokens(pieces), result.temperature)
                 duration = (end - start) / SAMPLE_RATE
                 yield from self._segments(
                     pieces, result, start / SAMPLE_RATE, duration, language, options
@@ -241,22 +287,21 @@ class HFTranscriber:
         windows: list[np.ndarray],
         language: str,
         options: TranscribeOptions,
-        prompt: str | None,
-        temperature: float | tuple[float, ...],
+        prompt: list[int],
+        policy: DecodingPolicy,
     ) -> list[_Decoded]:
         """Decode up to ``batch_size`` windows, re-decoding at higher temperatures the ones
         whose text looks degenerate."""
         import torch
         from transformers.modeling_outputs import BaseModelOutput
 
-        temperatures = temperature if isinstance(temperature, tuple | list) else (temperature,)
         with torch.inference_mode():
             features = self._features(windows)
             hidden = self._encode(features)
             no_speech = self._first_logits(hidden).float().softmax(-1)[:, self.no_speech_id]
             results: list[_Decoded | None] = [None] * len(windows)
             pending = list(range(len(windows)))
-            for t in temperatures:
+            for t in policy.temperature:
                 # the assistant encodes the features itself; otherwise reuse the encoding
                 inputs = (
                     {"input_features": features[pending]}
@@ -270,14 +315,16 @@ class HFTranscriber:
                     results[index] = self._result(
                         out, row, t, float(no_speech[index]), hidden[index]
                     )
-                pending = [i for i in pending if results[i].needs_fallback]
+                pending = [i for i in pending if results[i].needs_fallback(policy)]
                 if not pending:
                     break
         return results
 
     def _generate_kwargs(
-        self, language: str, options: TranscribeOptions, prompt: str | None, temperature: float
+        self, language: str, options: TranscribeOptions, prompt: list[int], temperature: float
     ) -> dict:
+        import torch
+
         kwargs = dict(
             return_timestamps=options.timestamps,
             force_unique_generate_call=True,  # one pass per window: seeking is done here
@@ -291,9 +338,8 @@ class HFTranscriber:
         if self.is_multilingual:
             kwargs.update(language=language, task=options.task)
         if prompt:
-            kwargs["prompt_ids"] = self.processor.get_prompt_ids(prompt, return_tensors="pt").to(
-                self.device
-            )
+            start_of_prev = self.processor.tokenizer.convert_tokens_to_ids("<|startofprev|>")
+            kwargs["prompt_ids"] = torch.tensor([start_of_prev, *prompt], device=self.device)
         if self.assistant is not None:
             kwargs["assistant_model"] = self.assistant
         return kwargs
@@ -320,7 +366,9 @@ class HFTranscriber:
             avg_logprob = float(picked.mean())
         tokens = [t for t in sequence[:length] if t != eot]
         text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
-        return _Decoded(tokens, text, avg_logprob, no_speech_prob, compression_ratio(text), hidden)
+        return _Decoded(
+            tokens, text, avg_logprob, no_speech_prob, compression_ratio(text), temperature, hidden
+        )
 
     def _alignment_prompt(self, language: str, task: str) -> list[int]:
         """The decoder prompt for word alignment: start of transcript, language and task
@@ -346,15 +394,6 @@ class HFTranscriber:
 
         start = torch.full((hidden.shape[0], 1), self.sot_id, device=self.device)
         return self.model(encoder_outputs=(hidden,), decoder_input_ids=start).logits[:, -1]
-
-
-def _join(*parts: str | None) -> str | None:
-    text = " ".join(p.strip() for p in parts if p and p.strip())
-    return text or None
-
-
-def _first(temperature: float | tuple[float, ...]) -> float:
-    return temperature[0] if isinstance(temperature, tuple | list) else temperature
 
 
 def _auto_device() -> str:

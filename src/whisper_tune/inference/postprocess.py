@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 
 from whisper_tune.inference.guards import guard_segments, watch_timestamps
+from whisper_tune.inference.policy import DecodingPolicy
 from whisper_tune.inference.types import Segment, TranscribeOptions
 from whisper_tune.text import TextOptions
 
@@ -14,14 +15,19 @@ _NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue", "bo"})
 
 
 def finish_segments(
-    segments: Iterable[Segment], options: TranscribeOptions, timestamp_begin: int
+    segments: Iterable[Segment],
+    options: TranscribeOptions,
+    timestamp_begin: int,
+    policy: DecodingPolicy,
+    language: str,
 ) -> Iterator[Segment]:
-    """Apply the timestamp watch, the hallucination guard and ``to_simple``/``remove_pun``;
-    segments left without text or without duration are dropped."""
+    """Apply the timestamp watch, the hallucination guard (``policy``'s, for text in
+    ``language``) and ``to_simple``/``remove_pun``; segments left without text or without
+    duration are dropped."""
     if options.timestamps:
         segments = watch_timestamps(segments, timestamp_begin)
-    if options.hallucination_guard:
-        segments = guard_segments(segments)
+    if policy.hallucination_guard:
+        segments = guard_segments(segments, policy, language)
     text_options = TextOptions(remove_pun=options.remove_pun, to_simple=options.to_simple)
     for segment in segments:
         text = text_options.apply(segment.text)

@@ -9,6 +9,8 @@ from typing import Protocol
 
 import numpy as np
 
+from whisper_tune.inference.policy import DecodingPolicy
+
 
 @dataclass(frozen=True)
 class Word:
@@ -37,6 +39,7 @@ class TranscriptionInfo:
     language: str
     language_probability: float
     duration: float
+    transcription_options: DecodingPolicy | None = None  # the policy actually decoded with
 
 
 @dataclass
@@ -50,15 +53,29 @@ class TranscribeOptions:
     vad_filter: bool = False
     word_timestamps: bool = False
     timestamps: bool = True
-    initial_prompt: str | None = None
-    hotwords: str | None = None
-    temperature: float | tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    hallucination_guard: bool = True
+    initial_prompt: str | None = DecodingPolicy.initial_prompt
+    hotwords: str | None = DecodingPolicy.hotwords
+    temperature: float | tuple[float, ...] = DecodingPolicy.temperature
+    condition_on_previous_text: bool = DecodingPolicy.condition_on_previous_text
+    hallucination_guard: bool = DecodingPolicy.hallucination_guard
     to_simple: bool = False
     remove_pun: bool = False
     extra: dict = field(default_factory=dict)
     # set by the caller (another thread) to stop decoding early: engines check it per window
     cancel: threading.Event | None = field(default=None, compare=False, repr=False)
+
+    def policy(self) -> DecodingPolicy:
+        """The decoding policy these options ask for (thresholds at their defaults)."""
+        temperature = self.temperature
+        return DecodingPolicy(
+            temperature=tuple(temperature)
+            if isinstance(temperature, tuple | list)
+            else (temperature,),
+            condition_on_previous_text=self.condition_on_previous_text,
+            initial_prompt=self.initial_prompt,
+            hotwords=self.hotwords,
+            hallucination_guard=self.hallucination_guard,
+        )
 
 
 class Transcriber(Protocol):

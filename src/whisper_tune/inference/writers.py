@@ -14,6 +14,7 @@ from pathlib import Path
 
 from whisper_tune.errors import WhisperTuneError
 from whisper_tune.fsutil import atomic_write_text
+from whisper_tune.inference.policy import DecodingPolicy
 from whisper_tune.inference.postprocess import join_text
 from whisper_tune.inference.subtitles import SubtitleOptions, cut_cues
 from whisper_tune.inference.types import Segment
@@ -27,6 +28,7 @@ class Transcript:
     language: str
     duration: float
     language_probability: float = 1.0
+    options: DecodingPolicy | None = None  # the decoding policy used, written in JSON
 
     @property
     def text(self) -> str:
@@ -43,7 +45,15 @@ def seed_json(transcript: Transcript) -> dict:
             for s in transcript.segments
         ],
         "text": transcript.text,
+        **_options(transcript),
     }
+
+
+def _options(transcript: Transcript) -> dict:
+    """``transcription_options``: how the transcript was decoded (when known)."""
+    if transcript.options is None:
+        return {}
+    return {"transcription_options": transcript.options.as_dict()}
 
 
 class ResultWriter:
@@ -158,6 +168,7 @@ class WriteVerboseJSON(ResultWriter):
             "duration": round(transcript.duration, 3),
             "text": transcript.text,
             "segments": [_verbose_segment(i, s) for i, s in enumerate(transcript.segments)],
+            **_options(transcript),
         }
         return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 
