@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
+import os
+import socket
+import tempfile
 import threading
 import time
 
@@ -257,19 +261,83 @@ def test_request_timeout_is_504_and_cancels_the_job(tiny_en_transcriber, wav):
         assert slow.get("/health").json()["busy"] == 0
 
 
-def test_large_uploads_leave_no_temp_files(client, english_clip, tmp_path, monkeypatch):
-    """A >1 MB upload is spooled to disk by Starlette; nothing may remain afterwards."""
-    import tempfile
+def _open_files_in(folder) -> list[str]:
+    """What this process holds open in ``folder``, unlinked temporary files included."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since the listing
+            continue
+        if target.startswith(f"{folder}/"):
+            held.append(target)
+    return held
 
+
+def _wait_for(condition, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _disconnect_mid_upload(base_url: str, body: bytes, spooled: list) -> None:
+    """Send the headers and all but the end of a multipart ``body`` over a raw socket, wait
+    until the server has spooled it to disk, then hang up."""
+    host, port = base_url.removeprefix("http://").split(":")
+    head = (
+        f"POST /recognition HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "Content-Type: multipart/form-data; boundary=xyz\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    already = len(spooled)
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(head + body[:-100])
+        _wait_for(lambda: len(spooled) > already, "the partial upload to reach the disk spool")
+
+
+def test_spooled_uploads_are_closed_after_success_error_and_disconnect(
+    client, tiny_en_transcriber, serve_app, english_clip, tmp_path, monkeypatch
+):
+    """Uploads over 1 MB are spooled by Starlette to unnamed temporary files (O_TMPFILE: they
+    never show in a folder listing), so the check is on this process's open descriptors: each
+    spooled file must be closed once its request ends, however it ends."""
     audio = resample(load_audio(english_clip[0]), SAMPLE_RATE, 48000)
     buffer = io.BytesIO()
     soundfile.write(buffer, np.stack([audio, audio], axis=1), 48000, format="WAV", subtype="FLOAT")
-    assert buffer.tell() > 1024 * 1024
+    big_wav = buffer.getvalue()
+    assert len(big_wav) > 1024 * 1024
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    response = client.post("/recognition", files=_files(buffer.getvalue(), name="../../x.wav"))
-    assert response.status_code == 200, response.text
-    assert _said(" ".join(r["text"] for r in response.json()["results"]))
-    assert list(tmp_path.iterdir()) == []
+    spooled = []
+    make_temporary = tempfile.TemporaryFile
+
+    def recording(*args, **kwargs):
+        spooled.append(make_temporary(*args, **kwargs))
+        return spooled[-1]
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", recording)
+    gc.disable()  # a leak must not be hidden by a garbage collection closing the file
+    try:
+        for _ in range(3):
+            response = client.post("/recognition", files=_files(big_wav, name="../../x.wav"))
+            assert response.status_code == 200, response.text
+            assert _said(" ".join(r["text"] for r in response.json()["results"]))
+        junk = np.random.default_rng(0).bytes(len(big_wav))
+        assert client.post("/recognition", files=_files(junk)).status_code == 400
+        refused = client.post("/recognition", files=_files(big_wav), data={"task": "x"})
+        assert refused.status_code == 422
+        assert client.post("/recognition", files=_files(big_wav, "sound")).status_code == 422
+        assert len(spooled) == 6 and _open_files_in(tmp_path) == []
+
+        body = b"".join(
+            [b"--xyz\r\n", b'Content-Disposition: form-data; name="audio"; filename="a.wav"\r\n']
+            + [b"Content-Type: audio/wav\r\n\r\n", big_wav, b"\r\n--xyz--\r\n"]
+        )
+        server = serve_app(create_app(ServerConfig(), tiny_en_transcriber))
+        _disconnect_mid_upload(server, body, spooled)
+        _wait_for(lambda: not _open_files_in(tmp_path), "the server to close the spooled file")
+    finally:
+        gc.enable()
 
 
 # --- Chinese on the multilingual base model -------------------------------------------------
