@@ -87,6 +87,10 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         else max(1, math.ceil(config.num_train_epochs * math.ceil(train_size / per_step)))
     )
 
+    from transformers import set_seed
+
+    # the adapters' random initialisation follows --seed, not what the process ran before
+    set_seed(config.seed)
     model = load_whisper(reference, config.local_files_only, **_load_kwargs(config))
     model.generation_config.forced_decoder_ids = None
     model.config.use_cache = False
