@@ -9,7 +9,7 @@ import pytest
 from whisper_tune.audio import load_audio
 from whisper_tune.cli import main
 from whisper_tune.convert.ct2_export import REPORT_NAME, convert_to_ct2
-from whisper_tune.convert.parity import token_agreement
+from whisper_tune.convert.parity import greedy_parity, parity_clip, parity_passed, token_agreement
 from whisper_tune.errors import ModelError
 from whisper_tune.inference import TranscribeOptions, load_transcriber
 
@@ -48,7 +48,7 @@ def test_tiny_random_model_converts_offline(
     assert json.loads((out / REPORT_NAME).read_text(encoding="utf-8")) == report
     if check:
         parity = report["parity"]
-        assert 0.0 <= parity["token_agreement"] <= 1.0 and parity["hf_tokens"] > 0
+        assert parity_passed(parity) and parity["hf_tokens"] > 0, parity
         assert "padded" in parity["features"]
     else:
         assert "parity" not in report
@@ -57,6 +57,27 @@ def test_tiny_random_model_converts_offline(
     segments, info = load_transcriber(str(out)).transcribe(load_audio(english_clip[0]), options)
     list(segments)
     assert info.language == "en"
+
+
+def test_parity_check_fails_a_corrupted_conversion(tiny_whisper_en, tmp_path, one_torch_thread):
+    """A conversion whose output layer norm came out negated (argmax becomes argmin) must fail
+    the parity check that a faithful float32 conversion passes."""
+    import shutil
+
+    import torch
+
+    from whisper_tune.models import load_whisper
+
+    corrupted = tmp_path / "corrupted"
+    shutil.copytree(tiny_whisper_en, corrupted)
+    model = load_whisper(str(corrupted), local_files_only=True, dtype=torch.float32)
+    with torch.no_grad():
+        model.model.decoder.layer_norm.weight.neg_()
+        model.model.decoder.layer_norm.bias.neg_()
+    model.save_pretrained(corrupted)
+    convert_to_ct2(str(corrupted), tmp_path / "ct2", "float32", check=False)
+    parity = greedy_parity(tiny_whisper_en, tmp_path / "ct2", parity_clip()[0])
+    assert parity["hf_tokens"] > 0 and not parity_passed(parity), parity
 
 
 @pytest.mark.slow

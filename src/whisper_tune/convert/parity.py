@@ -21,6 +21,8 @@ from whisper_tune.audio import SAMPLE_RATE, load_audio
 REFERENCE_TEXT = "The quick brown fox jumps over the lazy dog, then rests by the river bank."
 REFERENCE_CLIP = Path(__file__).with_name("parity_clip.flac")
 MAX_SECONDS = 30
+# A converted model passes its parity check when at least this share of tokens agree.
+MIN_AGREEMENT = 0.8
 
 FEATURES_NOTE = (
     "both models decode the same log-mel features from the Hugging Face feature extractor "
@@ -94,9 +96,15 @@ def greedy_parity(
         generate_kwargs = {"language": result["language"], "task": "transcribe"}
     prompt.append("<|notimestamps|>")
 
-    ct2_ids = [int(t) for t in ct2.generate(storage, [prompt], beam_size=1)[0].sequences_ids[0]]
+    # CTranslate2 (like openai/whisper) samples at most half the text context; a decode that
+    # never ends (a random or broken model) is capped the same way on both sides
+    max_length = model.config.max_target_positions
+    ct2_ids = ct2.generate(storage, [prompt], beam_size=1, max_length=max_length)
+    ct2_ids = [int(t) for t in ct2_ids[0].sequences_ids[0]]
     with torch.no_grad():
-        generated = model.generate(tensor, num_beams=1, do_sample=False, **generate_kwargs)[0]
+        generated = model.generate(
+            tensor, num_beams=1, do_sample=False, max_new_tokens=max_length // 2, **generate_kwargs
+        )[0]
     special = set(tokenizer.all_special_ids)
     hf_ids = [int(t) for t in generated if int(t) not in special]
     ct2_ids = [t for t in ct2_ids if t not in special]
@@ -114,6 +122,11 @@ def greedy_parity(
     if deployed:
         result["deployed_text"] = _faster_whisper_text(ct2_dir, audio, result["language"])
     return result
+
+
+def parity_passed(parity: dict[str, Any]) -> bool:
+    """Whether a :func:`greedy_parity` result shows a faithful conversion."""
+    return parity["token_agreement"] >= MIN_AGREEMENT
 
 
 def token_agreement(a: list[int], b: list[int]) -> float:
