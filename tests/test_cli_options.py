@@ -9,8 +9,12 @@ import shlex
 import pytest
 
 from whisper_tune.cli import build_parser
-from whisper_tune.cli._args import config_from_args
+from whisper_tune.cli._args import config_from_args, engine_settings
+from whisper_tune.cli.serve import server_config
+from whisper_tune.engine_settings import GUI_DEFAULTS, EngineSettings
 from whisper_tune.eval_config import EvalConfig
+from whisper_tune.inference.types import TranscribeOptions
+from whisper_tune.server import ServerConfig
 from whisper_tune.train.config import FinetuneConfig
 
 # The seed's script arguments (docs: seed-scripts.md), by the subcommand that offers them.
@@ -126,6 +130,76 @@ def test_seed_style_evaluate_arguments_become_the_config():
 
 
 @pytest.mark.parametrize(
+    ("command", "required", "defaults"),
+    [
+        ("transcribe", ["--audio_path", "a.wav"], EngineSettings()),
+        ("gui", [], GUI_DEFAULTS),
+        ("serve", [], ServerConfig().engine),
+    ],
+)
+def test_one_set_of_model_flags_with_each_surfaces_defaults(command, required, defaults):
+    args = subparser(command).parse_args(required)
+    assert engine_settings(args) == defaults
+    assert (args.beam_size, args.vad_filter) == (
+        TranscribeOptions().beam_size,
+        TranscribeOptions().vad_filter,
+    )
+    engine_flags = {f"--{f.name}" for f in dataclasses.fields(EngineSettings) if f.metadata}
+    assert engine_flags | {"--use_gpu", "--num_beams"} <= flag_names(command)
+
+
+def test_serve_defaults_are_the_server_config_defaults(monkeypatch):
+    monkeypatch.delenv("WHISPER_TUNE_API_KEY", raising=False)
+    assert server_config(subparser("serve").parse_args([])) == ServerConfig()
+
+
+def test_seed_style_server_arguments_become_the_server_config(monkeypatch):
+    monkeypatch.delenv("WHISPER_TUNE_API_KEY", raising=False)
+    args = subparser("serve").parse_args(
+        shlex.split(
+            "--host 0.0.0.0 --port 5001 --model_path models/whisper-tiny-finetune-ct2 "
+            "--use_gpu True --use_int8=false --beam-size 10 --num_workers 3 --vad_filter "
+            "--local_files_only False --engine ct2 --compute_type float16"
+        )
+    )
+    assert server_config(args) == ServerConfig(
+        engine=EngineSettings(
+            "models/whisper-tiny-finetune-ct2",
+            engine="ct2",
+            device="cuda",
+            compute_type="float16",
+            num_workers=3,
+        ),
+        host="0.0.0.0",
+        port=5001,
+        beam_size=10,
+        vad_filter=True,
+    )
+
+
+def test_seed_style_inference_arguments_become_the_engine_settings():
+    args = subparser("transcribe").parse_args(
+        shlex.split(
+            "--audio_path a.wav --model_path models/whisper-small-finetune --use_gpu=False "
+            "--use_int8 True --num_workers 2 --local-files-only --cpu_threads 4 "
+            "--engine transformers --assistant_model_path openai/whisper-tiny"
+        )
+    )
+    assert engine_settings(args) == EngineSettings(
+        "models/whisper-small-finetune",
+        engine="transformers",
+        use_int8=True,
+        num_workers=2,
+        cpu_threads=4,
+        local_files_only=True,
+        assistant_model_path="openai/whisper-tiny",
+    )
+    gui = subparser("gui").parse_args(["--use_gpu", "--num-beams", "1", "--local_files_only=no"])
+    assert engine_settings(gui) == EngineSettings(device="cuda")
+    assert gui.beam_size == 1
+
+
+@pytest.mark.parametrize(
     "argv",
     [
         "finetune --train_data t.jsonl --fp16 maybe",
@@ -133,6 +207,8 @@ def test_seed_style_evaluate_arguments_become_the_config():
         "finetune --train_data t.jsonl --lora_r four",
         "finetune",
         "evaluate --test_data t.jsonl --metric bleu",
+        "serve --engine onnx",
+        "gui --use_int8 sometimes",
     ],
 )
 def test_bad_values_are_usage_errors(argv, capsys):

@@ -82,11 +82,12 @@ def speech_wav(tmp_path_factory) -> Path:
 def make_app(model_path: str):
     import tkinter as tk
 
+    from whisper_tune.engine_settings import EngineSettings
     from whisper_tune.gui.app import App
     from whisper_tune.gui.controller import create_controller
 
     root = tk.Tk()
-    return App(root, create_controller(model_path, beam_size=5))
+    return App(root, create_controller(EngineSettings(model_path)))
 
 
 @pytest.fixture
@@ -350,13 +351,14 @@ def test_missing_model_is_reported_in_the_window(display, tmp_path):
 def test_multilingual_base_recognises_chinese(display, tmp_path):
     import tkinter as tk
 
+    from whisper_tune.engine_settings import EngineSettings
     from whisper_tune.gui.app import App
     from whisper_tune.gui.controller import create_controller
     from whisper_tune.synth import synthesize_to_file
     from whisper_tune.text import to_simplified
 
     clip = synthesize_to_file(tmp_path / "zh.wav", "今天天气很好我们去公园散步吧", "zh", seed=1)
-    app = App(tk.Tk(), create_controller("base", beam_size=5), language="Chinese")
+    app = App(tk.Tk(), create_controller(EngineSettings("base")), language="Chinese")
     try:
         assert app.language.get().startswith("zh ")
         wait_for_model(app)

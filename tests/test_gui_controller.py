@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from whisper_tune.engine_settings import EngineSettings
 from whisper_tune.errors import AudioError, WhisperTuneError
 from whisper_tune.gui.controller import (
     Failed,
@@ -23,7 +24,7 @@ from whisper_tune.gui.controller import (
     format_segment,
 )
 from whisper_tune.gui.devices import Player
-from whisper_tune.inference.types import Segment
+from whisper_tune.inference.types import Segment, TranscribeOptions
 
 
 def poll_until(controller, condition, timeout: float = 120.0) -> list:
@@ -52,7 +53,7 @@ def test_controller_decodes_recognises_and_saves(tmp_path):
         ["espeak-ng", "-w", str(wav), "Good morning. The weather today is sunny and warm."],
         check=True,
     )
-    controller = create_controller("tiny.en", beam_size=1)
+    controller = create_controller(EngineSettings("tiny.en"), TranscribeOptions(beam_size=1))
     try:
         with pytest.raises(WhisperTuneError, match="not loaded yet"):
             controller.recognise([1])

@@ -17,6 +17,7 @@ import soundfile
 from fastapi.testclient import TestClient
 
 from whisper_tune.audio import SAMPLE_RATE, load_audio, resample
+from whisper_tune.engine_settings import EngineSettings
 from whisper_tune.server import ServerConfig, create_app
 
 EXPECTED_WORDS = ("weather", "snow", "tomorrow")  # conftest.ENGLISH_CLIP_TEXT
@@ -224,7 +225,7 @@ def test_api_key(tiny_en_transcriber, wav, monkeypatch):
 
 def test_full_queue_is_503_with_retry_after(tiny_en_transcriber, wav):
     gated = GatedTranscriber(tiny_en_transcriber)
-    app = create_app(ServerConfig(num_workers=1, queue_size=1), gated)
+    app = create_app(ServerConfig(engine=EngineSettings(num_workers=1), queue_size=1), gated)
     with TestClient(app, LOOPBACK) as busy:
         results: list[int] = []
 
@@ -249,7 +250,7 @@ def test_full_queue_is_503_with_retry_after(tiny_en_transcriber, wav):
 
 def test_request_timeout_is_504_and_cancels_the_job(tiny_en_transcriber, wav):
     gated = GatedTranscriber(tiny_en_transcriber)
-    app = create_app(ServerConfig(num_workers=1, request_timeout=0.5), gated)
+    app = create_app(ServerConfig(engine=EngineSettings(num_workers=1), request_timeout=0.5), gated)
     with TestClient(app, LOOPBACK) as slow:
         response = slow.post("/v1/audio/transcriptions", files=_files(wav, "file"))
         assert response.status_code == 504
@@ -354,7 +355,7 @@ def test_chinese_on_a_multilingual_model():
     audio = synthesize("请问现在几点了", "zh", speed=0.8)
     buffer = io.BytesIO()
     soundfile.write(buffer, audio, SAMPLE_RATE, format="WAV")
-    config = ServerConfig(model_path="base", num_workers=1, beam_size=1)
+    config = ServerConfig(engine=EngineSettings("base", num_workers=1), beam_size=1)
     with TestClient(create_app(config, load_transcriber("base")), LOOPBACK) as base:
         response = base.post(
             "/recognition", files=_files(buffer.getvalue()), data={"language": "Chinese"}

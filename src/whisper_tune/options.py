@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import MISSING, field
 from typing import Any
 
+from whisper_tune.errors import WhisperTuneError
+
 TASKS = ("transcribe", "translate")  # the decoder task: choices of every ``task`` option
 
 
@@ -24,3 +26,11 @@ def option(
     """A dataclass field that is also a command-line flag; no default: a required flag."""
     metadata = {"help": help, "group": group, "choices": choices}
     return field(default=default, metadata=metadata)
+
+
+def check_ranges(config: Any, **checks: bool) -> None:
+    """Raise one error naming every option of ``config`` whose check is False."""
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        values = ", ".join(f"--{name} {getattr(config, name)}" for name in bad)
+        raise WhisperTuneError(f"out of range: {values}")

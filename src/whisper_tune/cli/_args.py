@@ -7,6 +7,8 @@ import dataclasses
 import types
 import typing
 
+from whisper_tune.engine_settings import EngineSettings
+
 T = typing.TypeVar("T")
 
 
@@ -77,9 +79,10 @@ def add_config_options(
         _add_field(target, item.name, _value_type(hints[item.name]), default, text, meta)
 
 
-def config_from_args(cls: type[T], args: argparse.Namespace) -> T:
-    """The dataclass ``cls`` filled from the flags :func:`add_config_options` declared."""
-    values = {
+def config_from_args(cls: type[T], args: argparse.Namespace, **values: typing.Any) -> T:
+    """The dataclass ``cls`` filled from the flags :func:`add_config_options` declared (and
+    ``values`` for fields that are not flags)."""
+    values |= {
         item.name: getattr(args, item.name)
         for item in dataclasses.fields(cls)
         if "help" in item.metadata
@@ -122,21 +125,13 @@ def _add_field(
 
 
 def add_model_options(
-    parser: argparse.ArgumentParser,
-    *,
-    num_workers: int,
-    num_workers_help: str,
-    local_files_only: bool,
+    parser: argparse.ArgumentParser, defaults: EngineSettings, num_workers_help: str
 ) -> None:
-    """The seed's inference flags, shared by ``transcribe``, ``serve`` and ``gui``."""
-    add(
-        parser,
-        "--model_path",
-        default="tiny.en",
-        help="CTranslate2 dir, Hugging Face Whisper dir, or bundled name (tiny.en, base)",
-    )
-    add_bool(parser, "--use_gpu", False, "run the model on a CUDA GPU")
-    add_bool(parser, "--use_int8", False, "int8 weights (int8_float16 on a GPU): faster, smaller")
+    """The model flags of ``transcribe``, ``serve`` and ``gui``: :class:`EngineSettings`'
+    fields (defaults: the command's ``defaults``), the seed's ``--use_gpu``, and its
+    ``--beam_size`` and ``--vad_filter`` decoding flags."""
+    add_config_options(parser, defaults, help={"num_workers": num_workers_help})
+    add_bool(parser, "--use_gpu", defaults.device == "cuda", "run the model on a CUDA GPU")
     parser.add_argument(
         "--beam_size",
         "--beam-size",
@@ -148,5 +143,8 @@ def add_model_options(
         help="beam size (1 = greedy; --num_beams is the seed's infer_tfs.py name)",
     )
     add_bool(parser, "--vad_filter", False, "skip non-speech with the Silero VAD before decoding")
-    add(parser, "--num_workers", type=int, default=num_workers, help=num_workers_help)
-    add_bool(parser, "--local_files_only", local_files_only, "never download a model from the hub")
+
+
+def engine_settings(args: argparse.Namespace) -> EngineSettings:
+    """The :class:`EngineSettings` that :func:`add_model_options` flags describe."""
+    return config_from_args(EngineSettings, args, device="cuda" if args.use_gpu else "cpu")

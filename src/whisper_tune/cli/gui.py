@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from whisper_tune.cli._args import add, add_model_options
+from whisper_tune.cli._args import add, add_model_options, engine_settings
+from whisper_tune.engine_settings import GUI_DEFAULTS
 
 COMMAND = "gui"
 HELP = "desktop app: open or record audio, recognise it, save txt/srt/vtt/json"
@@ -22,25 +23,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="initial language (code such as zh or name such as Chinese); None or auto: detect",
     )
-    add_model_options(
-        parser,
-        num_workers=1,
-        num_workers_help="CTranslate2 workers (parallel transcriptions)",
-        local_files_only=True,
-    )
+    add_model_options(parser, GUI_DEFAULTS, "CTranslate2 workers (parallel transcriptions)")
     parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from whisper_tune.gui.app import run_app
+    from whisper_tune.inference.types import TranscribeOptions
 
-    return run_app(
-        model_path=args.model_path,
-        language=args.language,
-        use_gpu=args.use_gpu,
-        use_int8=args.use_int8,
-        beam_size=args.beam_size,
-        vad_filter=args.vad_filter,
-        num_workers=args.num_workers,
-        local_files_only=args.local_files_only,
-    )
+    options = TranscribeOptions(beam_size=args.beam_size, vad_filter=args.vad_filter)
+    return run_app(engine_settings(args), options, args.language)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from whisper_tune.cli._args import add, add_model_options
+from whisper_tune.cli._args import add, add_model_options, engine_settings
+from whisper_tune.engine_settings import SERVER_DEFAULTS
+
+if TYPE_CHECKING:
+    from whisper_tune.server import ServerConfig
 
 COMMAND = "serve"
 HELP = "serve a model over HTTP: the seed's /recognition API, an OpenAI-compatible API, a page"
@@ -25,10 +30,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     add(parser, "--port", type=int, default=5000, help="port to listen on")
     add_model_options(
-        parser,
-        num_workers=2,
-        num_workers_help="model worker threads (requests transcribed at the same time)",
-        local_files_only=True,
+        parser, SERVER_DEFAULTS, "model worker threads (requests transcribed at the same time)"
     )
     add(
         parser,
@@ -98,29 +100,30 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from whisper_tune.server import ServerConfig, serve
+    from whisper_tune.server import serve
+
+    serve(server_config(args))
+    return 0
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The :class:`ServerConfig` the flags describe (the API key may come from the env)."""
+    from whisper_tune.server import ServerConfig
     from whisper_tune.server.config import api_key_from_env
 
-    serve(
-        ServerConfig(
-            model_path=args.model_path,
-            host=args.host,
-            port=args.port,
-            num_workers=args.num_workers,
-            use_gpu=args.use_gpu,
-            use_int8=args.use_int8,
-            beam_size=args.beam_size,
-            vad_filter=args.vad_filter,
-            local_files_only=args.local_files_only,
-            api_key=api_key_from_env(args.api_key),
-            max_upload_mb=args.max_upload_mb,
-            queue_size=args.queue_size,
-            request_timeout=args.request_timeout,
-            max_audio_seconds=args.max_audio_seconds,
-            job_timeout=args.job_timeout,
-            header_timeout=args.header_timeout,
-            max_connections=args.max_connections,
-            allowed_hosts=tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip()),
-        )
+    return ServerConfig(
+        engine=engine_settings(args),
+        host=args.host,
+        port=args.port,
+        beam_size=args.beam_size,
+        vad_filter=args.vad_filter,
+        api_key=api_key_from_env(args.api_key),
+        max_upload_mb=args.max_upload_mb,
+        queue_size=args.queue_size,
+        request_timeout=args.request_timeout,
+        max_audio_seconds=args.max_audio_seconds,
+        job_timeout=args.job_timeout,
+        header_timeout=args.header_timeout,
+        max_connections=args.max_connections,
+        allowed_hosts=tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip()),
     )
-    return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from whisper_tune.cli._args import add, add_bool, add_model_options
+from whisper_tune.cli._args import add, add_bool, add_model_options, engine_settings
+from whisper_tune.engine_settings import EngineSettings
 
 COMMAND = "transcribe"
 HELP = "transcribe audio files or folders to JSON, text, SRT, VTT or TSV"
@@ -22,20 +23,7 @@ OUTPUT_FORMATS = ("json", "verbose_json", "txt", "srt", "vtt", "tsv", "all")
 
 def register(parser: argparse.ArgumentParser) -> None:
     add(parser, "--audio_path", nargs="+", required=True, help="audio files and/or folders")
-    add_model_options(
-        parser,
-        num_workers=1,
-        num_workers_help="parallel ct2 decoders (threads)",
-        local_files_only=False,
-    )
-    add(
-        parser,
-        "--engine",
-        default="auto",
-        choices=["auto", "ct2", "transformers"],
-        help="auto: ct2 for a CTranslate2 dir, bundled name or faster-whisper id; "
-        "transformers for a HF dir (use it for HF hub ids such as openai/whisper-tiny)",
-    )
+    add_model_options(parser, EngineSettings(), "parallel ct2 decoders (threads)")
     add(parser, "--language", default=None, help="language code or name; default: detect")
     add(
         parser,
@@ -59,14 +47,6 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="words to favour, given as a prompt to every window",
     )
-    add(
-        parser,
-        "--compute_type",
-        default="default",
-        help="ct2: int8, int8_float16, int8_float32, float16, float32...; "
-        "transformers: float32, float16, bfloat16",
-    )
-    add(parser, "--cpu_threads", type=int, default=0, help="threads per decoder (0 = default)")
     add_bool(parser, "--to_simple", False, "convert traditional to simplified Chinese")
     add_bool(parser, "--remove_pun", False, "remove punctuation from the text")
     add(parser, "--output_dir", default=None, help="write <audio name>.<format> files here")
@@ -83,12 +63,6 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--no_hallucination_guard",
         action="store_true",
         help="keep segments the guard would drop (silence, loops, degenerate text)",
-    )
-    add(
-        parser,
-        "--assistant_model_path",
-        default=None,
-        help="smaller HF Whisper for speculative decoding (transformers engine)",
     )
     parser.set_defaults(run=_run)
 
@@ -130,7 +104,7 @@ def _add_subtitle_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from whisper_tune.inference.files import EngineSettings, OutputSettings, transcribe_files
+    from whisper_tune.inference.files import OutputSettings, transcribe_files
     from whisper_tune.inference.subtitles import SubtitleOptions
     from whisper_tune.inference.types import TranscribeOptions
 
@@ -142,17 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     transcribe_files(
         args.audio_path,
-        EngineSettings(
-            model_path=args.model_path,
-            engine=args.engine,
-            device="cuda" if args.use_gpu else "cpu",
-            compute_type=args.compute_type,
-            use_int8=args.use_int8,
-            num_workers=args.num_workers,
-            cpu_threads=args.cpu_threads,
-            local_files_only=args.local_files_only,
-            assistant_model_path=args.assistant_model_path,
-        ),
+        engine_settings(args),
         TranscribeOptions(
             language=args.language,
             task=args.task,

@@ -10,6 +10,7 @@ import tkinter as tk
 from pathlib import Path
 from tkinter import filedialog, ttk
 
+from whisper_tune.engine_settings import GUI_DEFAULTS, EngineSettings
 from whisper_tune.errors import WhisperTuneError
 from whisper_tune.gui.controller import (
     Controller,
@@ -25,6 +26,7 @@ from whisper_tune.gui.controller import (
     create_controller,
     format_segment,
 )
+from whisper_tune.inference.types import TranscribeOptions
 from whisper_tune.languages import LANGUAGES, language_code
 
 POLL_MS = 50
@@ -368,14 +370,9 @@ class App:
 
 
 def run_app(
-    model_path: str = "tiny.en",
+    engine: EngineSettings = GUI_DEFAULTS,
+    options: TranscribeOptions | None = None,
     language: str | None = None,
-    use_gpu: bool = False,
-    use_int8: bool = False,
-    beam_size: int = 5,
-    vad_filter: bool = False,
-    num_workers: int = 1,
-    local_files_only: bool = True,
 ) -> int:
     """Open the desktop app and run it until the window is closed."""
     language_code(language)  # a bad --language fails here, before any window opens
@@ -386,15 +383,7 @@ def run_app(
             f"cannot open a window ({exc}); the desktop app needs a display "
             "(set DISPLAY, or run it under xvfb-run)"
         ) from None
-    controller = create_controller(
-        model_path,
-        use_gpu=use_gpu,
-        use_int8=use_int8,
-        beam_size=beam_size,
-        vad_filter=vad_filter,
-        num_workers=num_workers,
-        local_files_only=local_files_only,
-    )
+    controller = create_controller(engine, options)
     App(root, controller, language)
     root.mainloop()
     return 0

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE, load_audio
+from whisper_tune.engine_settings import GUI_DEFAULTS, EngineSettings
 from whisper_tune.errors import WhisperTuneError
 from whisper_tune.gui.devices import Player, Recorder
 from whisper_tune.inference import load_transcriber
@@ -296,23 +297,9 @@ class Controller:
 
 
 def create_controller(
-    model_path: str = "tiny.en",
-    use_gpu: bool = False,
-    use_int8: bool = False,
-    beam_size: int = 5,
-    vad_filter: bool = False,
-    num_workers: int = 1,
-    local_files_only: bool = True,
+    engine: EngineSettings = GUI_DEFAULTS, options: TranscribeOptions | None = None
 ) -> Controller:
-    """A controller that loads ``model_path`` (a model dir or bundled name) when started."""
-    load = functools.partial(
-        load_transcriber,
-        model_path,
-        device="cuda" if use_gpu else "cpu",
-        use_int8=use_int8,
-        num_workers=num_workers,
-        local_files_only=local_files_only,
-    )
-    return Controller(
-        load, model_path, TranscribeOptions(beam_size=beam_size, vad_filter=vad_filter)
-    )
+    """A controller that loads ``engine.model_path`` (a model dir or bundled name) when started
+    and recognises with ``options`` (beam size, VAD...) unless the view changes them."""
+    load = functools.partial(load_transcriber, engine)
+    return Controller(load, engine.model_path, options or TranscribeOptions())

@@ -13,6 +13,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from whisper_tune.audio import SAMPLE_RATE, load_audio
+from whisper_tune.engine_settings import EngineSettings
 from whisper_tune.errors import AudioError, WhisperTuneError
 from whisper_tune.inference.loader import load_transcriber
 from whisper_tune.inference.subtitles import SubtitleOptions
@@ -31,21 +32,6 @@ AUDIO_EXTENSIONS = frozenset(
     {".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac", ".wma", ".webm", ".mp4", ".mkv"}
     | {".mov", ".amr", ".aiff", ".aif"}
 )
-
-
-@dataclass
-class EngineSettings:
-    """How to load the model: what :func:`load_transcriber` takes."""
-
-    model_path: str = "tiny.en"
-    engine: str = "auto"
-    device: str = "cpu"
-    compute_type: str = "default"
-    use_int8: bool = False
-    num_workers: int = 1
-    cpu_threads: int = 0
-    local_files_only: bool = False
-    assistant_model_path: str | None = None
 
 
 @dataclass
@@ -92,17 +78,7 @@ def transcribe_files(
     """
     files = collect_audio_files(audio_paths)
     _check_output(output, len(files))
-    transcriber = load_transcriber(
-        engine.model_path,
-        engine=engine.engine,
-        device=engine.device,
-        compute_type=engine.compute_type,
-        use_int8=engine.use_int8,
-        num_workers=engine.num_workers,
-        cpu_threads=engine.cpu_threads,
-        local_files_only=engine.local_files_only,
-        assistant_model_path=engine.assistant_model_path,
-    )
+    transcriber = load_transcriber(engine)
     writer = (
         get_writer(output.output_format, output.output_dir, output.subtitles)
         if output.output_dir

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+from whisper_tune.engine_settings import ENGINES, EngineSettings
 from whisper_tune.errors import ModelError
 from whisper_tune.inference.types import Transcriber
 from whisper_tune.models import is_ct2_dir, is_hf_dir, resolve_ct2_model
-
-ENGINES = ("auto", "ct2", "transformers")
 
 
 def choose_engine(model_path: str, engine: str = "auto") -> str:
@@ -30,18 +30,9 @@ def choose_engine(model_path: str, engine: str = "auto") -> str:
     return "ct2"
 
 
-def load_transcriber(
-    model_path: str = "tiny.en",
-    engine: str = "auto",
-    device: str = "cpu",
-    compute_type: str = "default",
-    use_int8: bool = False,
-    num_workers: int = 1,
-    cpu_threads: int = 0,
-    local_files_only: bool = False,
-    assistant_model_path: str | None = None,
-) -> Transcriber:
-    """Load ``model_path`` (a model dir or a bundled name such as "tiny.en") for transcription.
+def load_transcriber(settings: EngineSettings | str, **changes) -> Transcriber:
+    """Load a model for transcription as ``settings`` say (a model path or bundled name such
+    as "tiny.en": the default settings for it); ``changes`` replace single settings.
 
     ``engine="auto"`` uses CTranslate2 for a CTranslate2 dir, a bundled name or a
     faster-whisper model id, and transformers for a Hugging Face dir (name the engine for a
@@ -50,28 +41,32 @@ def load_transcriber(
     Hugging Face Whisper with the same tokenizer) turns on speculative decoding in the
     transformers engine.
     """
-    if use_int8 and compute_type == "default":
-        compute_type = "int8_float16" if device == "cuda" else "int8"
-    chosen = choose_engine(model_path, engine)
+    if isinstance(settings, str):
+        settings = EngineSettings(settings)
+    settings = dataclasses.replace(settings, **changes)
+    compute_type = settings.compute_type
+    if settings.use_int8 and compute_type == "default":
+        compute_type = "int8_float16" if settings.device == "cuda" else "int8"
+    chosen = choose_engine(settings.model_path, settings.engine)
     if chosen == "transformers":
         from whisper_tune.inference.hf import HFTranscriber
 
         return HFTranscriber(
-            model_path,
-            device=device,
+            settings.model_path,
+            device=settings.device,
             compute_type=compute_type,
-            cpu_threads=cpu_threads,
-            assistant_reference=assistant_model_path,
-            local_files_only=local_files_only,
+            cpu_threads=settings.cpu_threads,
+            assistant_reference=settings.assistant_model_path,
+            local_files_only=settings.local_files_only,
         )
-    if assistant_model_path:
+    if settings.assistant_model_path:
         raise ModelError("an assistant model needs the transformers engine (--engine transformers)")
     from whisper_tune.inference.ct2 import CT2Transcriber
 
     return CT2Transcriber(
-        resolve_ct2_model(model_path, local_files_only),
-        device=device,
+        resolve_ct2_model(settings.model_path, settings.local_files_only),
+        device=settings.device,
         compute_type=compute_type,
-        num_workers=num_workers,
-        cpu_threads=cpu_threads,
+        num_workers=settings.num_workers,
+        cpu_threads=settings.cpu_threads,
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from whisper_tune.errors import WhisperTuneError
+from whisper_tune.engine_settings import SERVER_DEFAULTS, EngineSettings
+from whisper_tune.options import check_ranges
 
 API_KEY_ENV = "WHISPER_TUNE_API_KEY"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -16,15 +17,11 @@ ANY_HOST = "*"
 class ServerConfig:
     """Model, worker and hardening settings of one server process."""
 
-    model_path: str = "tiny.en"
+    engine: EngineSettings = SERVER_DEFAULTS  # the model; its num_workers serve requests
     host: str = "127.0.0.1"
     port: int = 5000
-    num_workers: int = 2
-    use_gpu: bool = False
-    use_int8: bool = False
     beam_size: int = 5
     vad_filter: bool = False
-    local_files_only: bool = True
     api_key: str | None = None
     max_upload_mb: float = 25.0
     queue_size: int = 8
@@ -38,7 +35,6 @@ class ServerConfig:
     def __post_init__(self) -> None:
         checks = {
             "port": 0 <= self.port <= 65535,
-            "num_workers": self.num_workers >= 1,
             "beam_size": self.beam_size >= 1,
             "max_upload_mb": self.max_upload_mb > 0,
             "queue_size": self.queue_size >= 0,
@@ -48,10 +44,16 @@ class ServerConfig:
             "header_timeout": self.header_timeout > 0,
             "max_connections": self.max_connections >= 1,
         }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            values = ", ".join(f"--{name} {getattr(self, name)}" for name in bad)
-            raise WhisperTuneError(f"out of range: {values}")
+        check_ranges(self, **checks)
+
+    @property
+    def model_path(self) -> str:
+        return self.engine.model_path
+
+    @property
+    def num_workers(self) -> int:
+        """Requests transcribed at the same time (the model's workers)."""
+        return self.engine.num_workers
 
     @property
     def max_upload_bytes(self) -> int:

@@ -12,16 +12,10 @@ log = logging.getLogger("whisper_tune.server")
 
 
 def serve(config: ServerConfig) -> None:
-    """Load ``config.model_path`` (a ModelError stops here, before binding) and serve it."""
+    """Load ``config.engine`` (a ModelError stops here, before binding) and serve it."""
     import uvicorn
 
-    transcriber = load_transcriber(
-        config.model_path,
-        device="cuda" if config.use_gpu else "cpu",
-        use_int8=config.use_int8,
-        num_workers=config.num_workers,
-        local_files_only=config.local_files_only,
-    )
+    transcriber = load_transcriber(config.engine)
     app = create_app(config, transcriber)
     if config.host not in LOOPBACK_HOSTS:
         log.warning(
