@@ -125,3 +125,63 @@ def test_subtitle_cues_from_word_timings(capsys, english_clip):
 def _srt_seconds(stamp: str) -> float:
     hours, minutes, seconds = stamp.replace(",", ".").split(":")
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+STYLE_PROMPT = "WEATHER FORECAST: SNOW TOMORROW!"  # upper case the model copies when it sees it
+
+
+@pytest.fixture
+def engine_args(request):
+    """``--model_path``/``--cpu_threads`` for one engine on the bundled tiny.en."""
+    import torch
+
+    from whisper_tune.resolve import bundled_hf_dir
+
+    threads = torch.get_num_threads()
+    if request.param == "ct2":
+        yield ["--use_int8"]
+    else:
+        yield ["--model_path", str(bundled_hf_dir("tiny.en")), "--cpu_threads", "1"]
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("engine_args", ["ct2", "transformers"], indirect=True)
+def test_initial_prompt_and_hotwords_reach_the_decoder(capsys, english_clip, engine_args):
+    """The clip decodes as "The weather forecast…"; a prompt in capitals makes the model
+    write those words in capitals, so dropping the option on the way to the decoder fails."""
+    base = ["--audio_path", str(english_clip[0]), "--beam_size", "1", *engine_args]
+    code, out, _ = run(capsys, *base)
+    assert code == 0 and "weather forecast" in json.loads(out)["text"].lower()
+    assert "WEATHER FORECAST" not in json.loads(out)["text"]
+    for flag in ("--initial_prompt", "--hotwords"):
+        code, out, _ = run(capsys, *base, flag, STYLE_PROMPT)
+        assert code == 0 and "WEATHER FORECAST" in json.loads(out)["text"], (flag, out)
+
+
+def test_transformers_engine_vad_cuts_silence_in_the_original_timeline(
+    capsys, english_clip, tmp_path
+):
+    """Speech at 6.0-8.9 s and 12.9-15.9 s in 21 s of faint noise: with --vad_filter the
+    transformers engine decodes both sentences and reports times in the file's timeline."""
+    import numpy as np
+
+    from whisper_tune.audio import SAMPLE_RATE, load_audio, write_wav
+    from whisper_tune.resolve import bundled_hf_dir
+
+    speech = load_audio(english_clip[0])
+    noise = np.random.default_rng(0).normal(0, 0.003, 21 * SAMPLE_RATE).astype(np.float32)
+    for start in (6.0, 6.0 + 4.0 + len(speech) / SAMPLE_RATE):
+        at = int(start * SAMPLE_RATE)
+        noise[at : at + len(speech)] += speech
+    write_wav(tmp_path / "padded.wav", noise)
+    code, out, _ = run(
+        capsys,
+        *("--audio_path", str(tmp_path / "padded.wav"), "--vad_filter"),
+        *("--model_path", str(bundled_hf_dir("tiny.en")), "--beam_size", "1"),
+    )
+    assert code == 0
+    results = json.loads(out)["results"]
+    assert len(results) == 2 and all("snow tomorrow" in r["text"].lower() for r in results)
+    first, second = results
+    assert 5.5 <= first["start"] <= 6.5 and 12.4 <= second["start"] <= 13.4
+    assert second["end"] <= 16.5

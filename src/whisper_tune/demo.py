@@ -99,6 +99,7 @@ class DemoReport:
     train_steps: int = 0
     loss: tuple[float | None, float | None] = (None, None)
     ct2_parity: dict = field(default_factory=dict)
+    ct2_parity_ok: bool = False  # the conversion's parity check passed (convert.parity)
     held_out_clip: dict = field(default_factory=dict)
     silence_text: str | None = None
     timestamps_ok: bool = False
@@ -179,6 +180,7 @@ def run_demo(config: DemoConfig) -> DemoReport:
 
     _step(6, "converting to CTranslate2 and transcribing a held-out clip")
     from whisper_tune.convert.ct2_export import convert_to_ct2
+    from whisper_tune.convert.parity import parity_passed
 
     held_out = _first_audio(manifests["test_domain"])
     ct2_dir = out / "models" / f"{merged.name}-ct2"
@@ -186,6 +188,7 @@ def run_demo(config: DemoConfig) -> DemoReport:
         str(merged), str(ct2_dir), quantization="int8", audio_path=str(held_out)
     )
     report.ct2_parity = _as_dict(parity)
+    report.ct2_parity_ok = parity_passed(report.ct2_parity["parity"])
     report.held_out_clip, report.timestamps_ok = _transcribe(ct2_dir, held_out, language)
 
     _step(7, "checking that silence stays silent")
@@ -308,7 +311,8 @@ def _write_report(report: DemoReport, out: Path) -> None:
         f"- train utterances: {report.train_utterances} (incl. no-speech clips); held-out "
         f"domain: {report.test_domain_utterances}, general: {report.test_general_utterances}",
         f"- training loss: {report.loss[0]:.4f} → {report.loss[1]:.4f}",
-        f"- CTranslate2 parity: {json.dumps(report.ct2_parity, ensure_ascii=False)}",
+        f"- CTranslate2 parity {'passed' if report.ct2_parity_ok else 'FAILED'}: "
+        f"{json.dumps(report.ct2_parity, ensure_ascii=False)}",
         f"- held-out clip ({clip.get('audio')}): {clip.get('text')!r}",
         f"- segment timestamps after fine-tuning: {'yes' if report.timestamps_ok else 'NO'}",
         f"- silent clip transcribed as: {report.silence_text!r}",

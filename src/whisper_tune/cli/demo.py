@@ -67,4 +67,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"segment timestamps after fine-tuning: {'yes' if report.timestamps_ok else 'NO'}")
     print(f"silent clip transcribed as: {report.silence_text!r}")
     print(f"report: {args.output_dir}/report.md (total {report.total_seconds:.0f} s)")
+    if not report.ct2_parity_ok:
+        print("the CTranslate2 conversion FAILED its parity check (see the report)")
+        return 1
     return 0
