@@ -269,6 +269,31 @@ def test_bad_inputs_give_one_line_errors(speech_manifest, tiny_whisper_en, tmp_p
     assert "--fp16 needs a CUDA GPU" in message
 
 
+def test_skip_bad_trains_on_the_rest_and_says_what_it_skipped(
+    speech_manifest, tiny_whisper_en, tmp_path, capsys
+):
+    good = speech_manifest.read_text().splitlines()
+    gone = json.dumps({"audio": {"path": "wav/gone.wav"}, "sentence": "lost"})
+    bad = speech_manifest.parent / "with_bad_lines.jsonl"  # relative paths resolve there
+    bad.write_text("\n".join([good[0], gone, "{not json", *good[1:]]) + "\n")
+    base = [
+        *("finetune", "--train_data", str(bad), "--base_model", str(tiny_whisper_en)),
+        *("--output_dir", str(tmp_path / "o"), "--num_workers", "0", "--max_steps", "2"),
+        *("--per_device_train_batch_size", "2", "--lora_r", "4"),
+    ]
+    message = _cli_error(base, capsys)
+    assert f"{bad}:2: " in message and "gone.wav: audio file not found" in message
+    with pytest.raises(SystemExit) as done:
+        main([*base, "--skip_bad"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    summary = next(line for line in out.splitlines() if line.startswith("train data"))
+    assert "4/6 utterances kept" in summary and "2 bad lines skipped" in summary, summary
+    assert f"{bad}:2: " in summary and f"{bad}:3: not valid JSON" in summary, summary
+    checkpoint = tmp_path / "o" / Path(tiny_whisper_en).name / "checkpoint-final"
+    assert json.loads((checkpoint / "run_config.json").read_text())["global_step"] == 2
+
+
 LAUNCHERS = {
     "torchrun": ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29531"],
     "accelerate": [

@@ -89,7 +89,8 @@ class ManifestStats:
         if self.no_speech:
             parts.append(f"{self.no_speech} no-speech samples (kept)")
         if self.problems:
-            parts.append(f"{len(self.problems)} bad lines skipped")
+            shown = "; ".join(self.problems[:3]) + ("; …" if len(self.problems) > 3 else "")
+            parts.append(f"{len(self.problems)} bad lines skipped ({shown})")
         return ", ".join(parts)
 
 
