@@ -153,7 +153,8 @@ def test_real_long_transcription_in_every_format(long_english_file, tmp_path):
     check_increasing(srt)
     assert flat(srt) == pytest.approx(flat(vtt)) and len(srt) >= 30
     seed = json.loads((tmp_path / f"{stem}.json").read_text(encoding="utf-8"))
-    assert list(seed) == ["language", "duration", "results", "text"]
+    assert list(seed) == ["language", "duration", "results", "text", "transcription_options"]
+    assert seed["transcription_options"]["compression_ratio_threshold"] == 2.4
     seed_times = [(r["start"], r["end"]) for r in seed["results"]]
     assert flat(seed_times) == pytest.approx(flat(srt), abs=0.006)
     assert seed["duration"] > 120 and srt[-1][1] <= seed["duration"]
