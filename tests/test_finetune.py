@@ -294,6 +294,43 @@ def test_skip_bad_trains_on_the_rest_and_says_what_it_skipped(
     assert json.loads((checkpoint / "run_config.json").read_text())["global_step"] == 2
 
 
+def test_augment_config_is_applied_while_training(
+    speech_manifest, tiny_whisper_en, tmp_path, monkeypatch
+):
+    """A speed step at probability 1 runs on every training sample and what it returns is
+    what the model trains on: the first logged loss differs from the same run without it."""
+    from whisper_tune.data import augment
+
+    steps = tmp_path / "augment.json"
+    rates = {"min_speed_rate": 0.6, "max_speed_rate": 0.6, "num_rates": 1}
+    steps.write_text(json.dumps([{"type": "speed", "params": rates, "prob": 1.0}]))
+    lengths = []
+    speed = augment.Speed.__call__
+
+    def counted(self, audio, rng, rate):
+        slower = speed(self, audio, rng, rate)
+        lengths.append((len(audio), len(slower)))
+        return slower
+
+    monkeypatch.setattr(augment.Speed, "__call__", counted)
+    plain = finetune(_config(speech_manifest, tiny_whisper_en, tmp_path / "a", max_steps=2))
+    assert lengths == []
+    augmented = finetune(
+        _config(
+            speech_manifest,
+            tiny_whisper_en,
+            tmp_path / "b",
+            max_steps=2,
+            augment_config_path=str(steps),
+        )
+    )
+    assert len(lengths) == 2 * 4  # two steps of a batch of four
+    assert all(after == pytest.approx(before / 0.6, abs=2) for before, after in lengths)
+    # the random model's loss hardly depends on its input, but training on the CPU is
+    # deterministic: the same samples give the very same loss, other samples another one
+    assert augmented.first_loss != plain.first_loss
+
+
 LAUNCHERS = {
     "torchrun": ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29531"],
     "accelerate": [
