@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from whisper_tune.options import check_ranges, option
 
-ENGINES = ("auto", "ct2", "transformers")
+ENGINES = ("auto", "ct2", "transformers", "whispercpp")
 
 
 @dataclass(frozen=True)
@@ -17,12 +17,15 @@ class EngineSettings:
     """What :func:`whisper_tune.inference.load_transcriber` needs to load a model."""
 
     model_path: str = option(
-        "tiny.en", help="CTranslate2 dir, Hugging Face Whisper dir, or bundled name (tiny.en, base)"
+        "tiny.en",
+        help="CTranslate2 dir, Hugging Face Whisper dir, whisper.cpp GGML file or bundled name "
+        "(tiny.en, base)",
     )
     engine: str = option(
         "auto",
         help="auto: ct2 for a CTranslate2 dir, bundled name or faster-whisper id; "
-        "transformers for a HF dir (use it for HF hub ids such as openai/whisper-tiny)",
+        "transformers for a HF dir (use it for HF hub ids such as openai/whisper-tiny); "
+        "whispercpp for a GGML file",
         choices=ENGINES,
     )
     device: str = "cpu"  # "cuda" with the seed's --use_gpu

@@ -1,5 +1,5 @@
 """export-ggml: a Hugging Face Whisper model as a whisper.cpp GGML model file
-(the format: :mod:`whisper_tune.convert.ggml_format`).
+(the format: :mod:`whisper_tune.inference.ggml_format`).
 
 Tensors carry openai-whisper's names (``encoder.blocks.0.attn.query.weight``). Matrices are
 f16 (or f32, or quantized), vectors, conv biases and positional embeddings stay f32, and the
@@ -18,7 +18,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from whisper_tune.convert.ggml_format import (
+from whisper_tune.errors import ModelError, WhisperTuneError
+from whisper_tune.inference.ggml_format import (
     GGML_TYPE_F16,
     GGML_TYPE_F32,
     GgmlHparams,
@@ -28,7 +29,6 @@ from whisper_tune.convert.ggml_format import (
     write_header,
     write_tensor,
 )
-from whisper_tune.errors import ModelError, WhisperTuneError
 
 DTYPES = {"f32": GGML_TYPE_F32, "f16": GGML_TYPE_F16}
 # Kept in f32 whatever the file type (whisper.cpp declares them GGML_TYPE_F32).

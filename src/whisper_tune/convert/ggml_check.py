@@ -22,21 +22,15 @@ from typing import Any
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE, load_audio
-from whisper_tune.convert.ggml_format import expected_tensor_count, read_ggml
 from whisper_tune.errors import AudioError, ModelError, WhisperTuneError
+from whisper_tune.inference.ggml_format import F32_HINT, check_ggml_file
 from whisper_tune.languages import language_code
 from whisper_tune.resolve import resolve_hf_model
 from whisper_tune.text import TextOptions
 
 MAX_CHECK_SECONDS = 30.0
 _RESULT = "whisper-tune-result: "
-# whisper.cpp's CPU conv1d (ggml im2col) only takes f16 kernels, and its loader wants f32
-# kernels in an f32 file: such files load but cannot run on a CPU (whisper.cpp issue 2557).
-_CONV_F16_ASSERT = "src0->type == GGML_TYPE_F16"
-F32_HINT = (
-    " — whisper.cpp's CPU backend cannot run f32 model files (its conv1d needs f16 kernels); "
-    "export with --dtype f16 or --quantize q8_0"
-)
+_CONV_F16_ASSERT = "src0->type == GGML_TYPE_F16"  # whisper.cpp's assertion on f32 files
 _LOG_PROBLEM = re.compile(r"error|fail|invalid|wrong|unknown|WARN", re.IGNORECASE)
 
 
@@ -117,11 +111,7 @@ def whisper_cpp_text(ggml_path: str | Path, audio: np.ndarray, language: str | N
             "(or pip install pywhispercpp)"
         )
     path = Path(ggml_path)
-    model = read_ggml(path)
-    header = model.hparams
-    expected = expected_tensor_count(header.n_audio_layer, header.n_text_layer)
-    if len(model.tensors) != expected:
-        raise ModelError(f"{path} holds {len(model.tensors)} tensors, whisper.cpp needs {expected}")
+    header = check_ggml_file(path)
     with tempfile.TemporaryDirectory(prefix="whisper-tune-ggml-") as tmp:
         samples = Path(tmp) / "audio.npy"
         np.save(samples, np.ascontiguousarray(audio, dtype=np.float32))

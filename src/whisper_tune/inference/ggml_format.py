@@ -175,3 +175,35 @@ def write_tensor(
     out.write(struct.pack(f"<{len(shape)}i", *reversed(shape)))
     out.write(encoded)
     out.write(data)
+
+
+# whisper.cpp's CPU conv1d (ggml im2col) only takes f16 kernels, and its loader wants f32
+# kernels in an f32 file: such files load but cannot run on a CPU (whisper.cpp issue 2557).
+F32_HINT = (
+    " — whisper.cpp's CPU backend cannot run f32 model files (its conv1d needs f16 kernels); "
+    "export with --dtype f16 or --quantize q8_0"
+)
+
+
+def check_ggml_file(path: str | Path) -> GgmlHparams:
+    """The hyper-parameters of a GGML Whisper file whisper.cpp can load and run on a CPU;
+    anything else (not GGML, truncated, missing tensors, f32) is a :class:`ModelError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"GGML model file {path} not found")
+    model = read_ggml(path)
+    header = model.hparams
+    expected = expected_tensor_count(header.n_audio_layer, header.n_text_layer)
+    if len(model.tensors) != expected:
+        raise ModelError(f"{path} holds {len(model.tensors)} tensors, whisper.cpp needs {expected}")
+    return header
+
+
+def is_ggml_file(path: str | Path) -> bool:
+    """Whether ``path`` is a file that starts with the GGML magic."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return len(head) == 4 and struct.unpack("<I", head)[0] == GGML_MAGIC

@@ -7,17 +7,26 @@ from pathlib import Path
 
 from whisper_tune.engine_settings import ENGINES, EngineSettings
 from whisper_tune.errors import ModelError
+from whisper_tune.inference.ggml_format import is_ggml_file
 from whisper_tune.inference.types import Transcriber
 from whisper_tune.models import is_ct2_dir, is_hf_dir, resolve_ct2_model
 
 
 def choose_engine(model_path: str, engine: str = "auto") -> str:
-    """``ct2`` or ``transformers``: the one asked for, else the one the model dir needs."""
+    """``ct2``, ``transformers`` or ``whispercpp``: the one asked for, else the one the model
+    dir or file needs."""
     if engine not in ENGINES:
         raise ModelError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     if engine != "auto":
         return engine
     path = Path(model_path).expanduser()
+    if path.is_file():
+        if is_ggml_file(path):
+            return "whispercpp"
+        raise ModelError(
+            f"{path} is a file but not a whisper.cpp GGML model (no GGML magic); a "
+            "CTranslate2 or Hugging Face model is a directory"
+        )
     if path.is_dir():
         if is_ct2_dir(path):
             return "ct2"
@@ -35,8 +44,8 @@ def load_transcriber(settings: EngineSettings | str, **changes) -> Transcriber:
     as "tiny.en": the default settings for it); ``changes`` replace single settings.
 
     ``engine="auto"`` uses CTranslate2 for a CTranslate2 dir, a bundled name or a
-    faster-whisper model id, and transformers for a Hugging Face dir (name the engine for a
-    Hugging Face hub id). ``use_int8`` is the seed's shortcut for
+    faster-whisper model id, transformers for a Hugging Face dir (name the engine for a
+    Hugging Face hub id) and whisper.cpp for a GGML file. ``use_int8`` is the seed's shortcut for
     ``compute_type="int8"`` (``int8_float16`` on a GPU). ``assistant_model_path`` (a smaller
     Hugging Face Whisper with the same tokenizer) turns on speculative decoding in the
     transformers engine.
@@ -61,6 +70,10 @@ def load_transcriber(settings: EngineSettings | str, **changes) -> Transcriber:
         )
     if settings.assistant_model_path:
         raise ModelError("an assistant model needs the transformers engine (--engine transformers)")
+    if chosen == "whispercpp":
+        from whisper_tune.inference.whispercpp import WhisperCppTranscriber
+
+        return WhisperCppTranscriber(settings.model_path, cpu_threads=settings.cpu_threads)
     from whisper_tune.inference.ct2 import CT2Transcriber
 
     return CT2Transcriber(
