@@ -61,9 +61,12 @@ def test_serve_command_answers_with_the_api_key_from_the_environment(tmp_path):
                 assert server.poll() is None, (tmp_path / "serve.log").read_text()
                 assert time.monotonic() < deadline, "server did not come up"
                 time.sleep(0.5)
+        assert health == {"status": "ok"}  # without the key: liveness only
+        key = {"Authorization": "Bearer k3y"}
+        health = httpx.get(f"{base}/health", headers=key).json()
         assert health["auth"] is True and health["workers"] == 1
         assert httpx.get(f"{base}/v1/models").status_code == 401
-        models = httpx.get(f"{base}/v1/models", headers={"Authorization": "Bearer k3y"})
+        models = httpx.get(f"{base}/v1/models", headers=key)
         assert models.json()["data"][0]["id"] == "tiny.en"
     finally:
         server.terminate()
