@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -26,7 +27,8 @@ EXPECTED_WORDS = ("weather", "snow", "tomorrow")  # conftest.ENGLISH_CLIP_TEXT
 
 @pytest.fixture(scope="module")
 def live_url(serve_app, tiny_en_transcriber):
-    return serve_app(create_app(ServerConfig(request_timeout=30), tiny_en_transcriber))
+    config = ServerConfig(request_timeout=30, max_audio_seconds=600)
+    return serve_app(create_app(config, tiny_en_transcriber))
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +261,24 @@ def _multipart(parts: list[bytes], boundary: bytes = b"fuzzBoundary") -> tuple[d
     return {"content-type": "multipart/form-data; boundary=" + boundary.decode()}, body
 
 
-def _fuzz_requests(rng: np.random.Generator, wav: bytes) -> list[tuple[str, str, dict, bytes]]:
+def _hostile_audio(clip: Path) -> list[bytes]:
+    """Files that must never reach the model: FFmpeg concat scripts naming the clip, an hour
+    of silent FLAC (with and without its length in the header) and 8-channel 192 kHz FLAC."""
+    from test_server_security import silence_flac, unknown_length
+
+    bomb = silence_flac(3600)
+    return [
+        f"ffconcat version 1.0\nfile '{clip}'\n".encode(),
+        f"ffconcat version 1.0\nfile {clip.name}\n".encode(),
+        bomb,
+        unknown_length(bomb),
+        silence_flac(20, 192_000, 8),
+    ]
+
+
+def _fuzz_requests(
+    rng: np.random.Generator, wav: bytes, hostile: list[bytes]
+) -> list[tuple[str, str, dict, bytes]]:
     """(method, path, headers, body) for every hostile HTTP request the fuzz run sends."""
     cases = []
     junk = lambda n: rng.bytes(int(n))  # noqa: E731
@@ -338,6 +357,8 @@ def _fuzz_requests(rng: np.random.Generator, wav: bytes) -> list[tuple[str, str,
             encoded = name.encode("utf-8", "surrogateescape")
             cases.append(("POST", path, *_multipart([_file_part(field, encoded, junk(64))])))
         cases.append(("POST", path, *_multipart([_file_part(field, b"../../x.wav", wav)])))
+        for data in hostile:
+            cases.append(("POST", path, *_multipart([_file_part(field, b"x.mp3", data)])))
         for method in ("GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"):
             cases.append((method, path, {}, b""))
         for auth in (b"Bearer", b"Bearer " + b"k" * 9000, b"Basic Og==", b"\xff"):
@@ -419,7 +440,7 @@ def test_fuzz_hostile_requests_never_get_a_5xx(live_url, clip, caplog):
     failures = []
     caplog.set_level(logging.ERROR)
     with httpx.Client(base_url=live_url, timeout=60) as client:
-        cases = _fuzz_requests(rng, wav)
+        cases = _fuzz_requests(rng, wav, _hostile_audio(clip))
         for method, path, headers, body in cases:
             try:
                 response = client.request(method, path, headers=headers, content=body)

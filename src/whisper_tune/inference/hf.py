@@ -342,6 +342,13 @@ class HFTranscriber:
             kwargs["prompt_ids"] = torch.tensor([start_of_prev, *prompt], device=self.device)
         if self.assistant is not None:
             kwargs["assistant_model"] = self.assistant
+        if options.cancel is not None:  # checked after every token: a window stops mid-decode
+            cancel = options.cancel
+            kwargs["stopping_criteria"] = [
+                lambda input_ids, scores, **_: torch.full(
+                    (input_ids.shape[0],), cancel.is_set(), device=input_ids.device
+                )
+            ]
         return kwargs
 
     def _result(self, out, row: int, temperature: float, no_speech_prob: float, hidden) -> _Decoded:
