@@ -22,7 +22,7 @@ def test_one_clip_prints_the_seed_json(capsys, english_clip):
     code, out, _ = run(capsys, "--audio_path", str(path), "--use_int8", "--beam_size", "1")
     assert code == 0
     result = json.loads(out)
-    assert list(result) == ["language", "duration", "results", "text"]
+    assert list(result) == ["language", "duration", "results", "text", "transcription_options"]
     assert result["language"] == "en" and 2 < result["duration"] < 10
     assert all(list(r) == ["start", "end", "text"] for r in result["results"])
     assert "snow tomorrow" in result["text"].lower()
