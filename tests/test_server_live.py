@@ -161,7 +161,7 @@ def test_stalled_upload_is_408(serve_app, tiny_en_transcriber):
     port = urlsplit(url).port
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(
-            b"POST /recognition HTTP/1.1\r\nHost: x\r\n"
+            b"POST /recognition HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000\r\n\r\n"
             b"--b\r\n"
         )
