@@ -76,6 +76,7 @@ def evaluation_cases(manifest: Path, folder: Path, speeches) -> dict[str, Callab
         config = EvalConfig(
             test_data=str(manifest),
             model_path=MODEL,
+            engine="transformers",
             metric="wer",
             batch_size=case.batch_size,
             num_workers=case.num_workers,

@@ -12,13 +12,13 @@ from whisper_tune.audio import load_audio
 from whisper_tune.cli import main
 from whisper_tune.convert.ggml import export_ggml, ggml_name
 from whisper_tune.convert.ggml_check import F32_HINT, whisper_cpp_text
+from whisper_tune.errors import ModelError, WhisperTuneError
 from whisper_tune.inference.ggml_format import (
     GGML_TYPE_F16,
     GGML_TYPE_F32,
     expected_tensor_count,
     read_ggml,
 )
-from whisper_tune.errors import ModelError, WhisperTuneError
 from whisper_tune.text import normalize_english
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, then rests by the river bank."

@@ -3,8 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from whisper_tune.engine_settings import ENGINES
 from whisper_tune.options import TASKS, option
+
+# the transcript normalisation before scoring: evaluate's and finetune's (checkpoint metric)
+_SCORING = {
+    "remove_pun": (True, "remove punctuation before scoring"),
+    "to_simple": (True, "convert traditional to simplified Chinese before scoring"),
+    "english_normalizer": (
+        True,
+        'English: Whisper\'s English normaliser before scoring ("Dr." = "doctor", "twenty" = '
+        '"20"), as published scores use; false: case-folding and --remove_pun only (other '
+        "languages are always case-folded)",
+    ),
+}
+
+
+def scoring_option(name: str, group: str | None = None) -> Any:
+    """The field of one normalisation option, declared once for every command that scores."""
+    default, text = _SCORING[name]
+    return option(default, help=text, group=group)
 
 
 @dataclass
@@ -12,13 +32,24 @@ class EvalConfig:
     """Options of ``whisper-tune evaluate`` (the seed's evaluation.py names and defaults)."""
 
     test_data: str = option(help="manifest to evaluate on (JSONL)")
-    model_path: str = option(
-        "tiny.en",
-        help="merged model dir, bundled name (tiny.en, base) or hub id (openai/whisper-tiny)",
+    model_path: tuple[str, ...] = option(
+        ("tiny.en",),
+        help="one or more models, scored side by side: Hugging Face dir, CTranslate2 dir, "
+        "whisper.cpp GGML file, bundled name (tiny.en, base) or hub id, as transcribe takes",
     )
-    metric: str = option(
-        "cer",
-        help="cer: character error rate (Chinese); wer: word error rate",
+    engine: str = option(
+        "auto",
+        help="auto: as transcribe picks it (ct2 for a CTranslate2 dir or bundled name, "
+        "transformers for a HF dir, whispercpp for a GGML file)",
+        choices=ENGINES,
+    )
+    compute_type: str = option(
+        "default", help="ct2: int8, float32...; transformers: float32, float16, bfloat16"
+    )
+    metric: str | None = option(
+        None,
+        help="cer: character error rate; wer: word error rate; default by language: "
+        "cer for zh, ja, ko, th, ..., wer otherwise",
         choices=("cer", "wer"),
     )
     language: str | None = option(
@@ -27,19 +58,28 @@ class EvalConfig:
         "default: the model detects it",
     )
     task: str = option("transcribe", help="decoder task", choices=TASKS)
-    batch_size: int = option(16, help="utterances per generate() call")
-    num_workers: int = option(2, help="DataLoader worker processes")
-    num_beams: int = option(1, help="beam size (1 = greedy)")
-    remove_pun: bool = option(True, help="remove punctuation before scoring")
-    to_simple: bool = option(True, help="convert traditional to simplified Chinese before scoring")
-    english_normalizer: bool = option(
-        False, help='apply Whisper\'s English normaliser ("Dr." = "doctor", "twenty" = "20")'
+    batch_size: int = option(
+        1, help="windows decoded together, as transcribe's --batch_size (1: one at a time)"
     )
+    num_workers: int = option(2, help="DataLoader worker processes reading the audio")
+    num_beams: int = option(1, help="beam size (1 = greedy); --beam_size is the same")
+    initial_prompt: str | None = option(None, help="text that conditions the first window")
+    hotwords: str | None = option(None, help="words to favour, given as a prompt to every window")
+    hallucination_guard: bool = option(
+        True, help="drop segments decoded from silence, loops and degenerate text, as deployed"
+    )
+    remove_pun: bool = scoring_option("remove_pun")
+    to_simple: bool = scoring_option("to_simple")
+    english_normalizer: bool = scoring_option("english_normalizer")
     timestamps: bool = option(False, help="decode with timestamps (as deployed with them)")
     min_audio_len: float = option(0.5, help="skip clips shorter (seconds)")
     max_audio_len: float = option(30.0, help="skip clips longer (seconds)")
     skip_bad: bool = option(False, help="skip and count unreadable audio instead of stopping")
     local_files_only: bool = option(True, help="never download the model from the hub")
     output_dir: str | None = option(
-        None, help="report folder (default eval_results/<model>_<manifest>)"
+        None, help="report folder (default eval_results/<first model>_<manifest>)"
     )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model_path, str):  # one model, as the seed's scripts pass it
+            self.model_path = (self.model_path,)

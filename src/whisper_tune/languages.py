@@ -25,6 +25,15 @@ def language_code(language: str | None) -> str | None:
     )
 
 
+# written without spaces between words (Korean: short words, scored by syllable as usual)
+CER_LANGUAGES = frozenset({"zh", "yue", "ja", "ko", "th", "lo", "my", "bo"})
+
+
+def default_metric(language: str | None) -> str:
+    """The field's usual metric for a language code: CER where words are not spaced, else WER."""
+    return "cer" if language in CER_LANGUAGES else "wer"
+
+
 def language_name(code: str) -> str:
     """English name Whisper uses for ``code`` (e.g. "chinese")."""
     return LANGUAGES[code]

@@ -57,12 +57,15 @@ class TextOptions:
     remove_pun: bool = False
     to_simple: bool = False
     english_normalizer: bool = False
+    lowercase: bool = False  # case-fold (Whisper's English normaliser always does)
 
     def apply(self, text: str) -> str:
         if self.to_simple:
             text = to_simplified(text)
         if self.english_normalizer:
             text = normalize_english(text)
+        if self.lowercase:
+            text = text.casefold()
         if self.remove_pun:
             text = remove_punctuation(text)
         return _SPACES.sub(" ", text).strip()
@@ -85,3 +88,46 @@ def count_errors(reference: list[str], hypothesis: list[str]) -> int:
         return len(reference)
     out = jiwer.process_words(" ".join(reference), " ".join(hypothesis))
     return out.substitutions + out.deletions + out.insertions
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One transcript scored against its reference, both as normalised for scoring."""
+
+    reference: str
+    hypothesis: str
+    errors: int
+    reference_length: int
+
+
+def score_transcript(reference: str, hypothesis: str, metric: str, options: TextOptions) -> Scored:
+    """Normalise both texts with ``options`` and count ``metric`` errors (evaluate and the
+    checkpoint metric during fine-tuning both score this way)."""
+    ref_text, hyp_text = options.apply(reference), options.apply(hypothesis)
+    ref_units = metric_units(ref_text, metric)
+    errors = count_errors(ref_units, metric_units(hyp_text, metric))
+    return Scored(ref_text, hyp_text, errors, len(ref_units))
+
+
+def error_rate(errors: int, units: int) -> float:
+    """Errors per reference unit; with no reference units, 1.0 if anything was said."""
+    return errors / units if units else float(errors > 0)
+
+
+def scoring_options(
+    language: str | None, remove_pun: bool, to_simple: bool, english_normalizer: bool
+) -> TextOptions:
+    """How transcripts in ``language`` (a code; None = unknown) are normalised for scoring, as
+    the field reports scores: Whisper's English normaliser for English (unless turned off),
+    else case-folding plus the punctuation and Chinese script options."""
+    english = english_normalizer and language == "en"
+    return TextOptions(remove_pun, to_simple, english_normalizer=english, lowercase=True)
+
+
+def normalization_name(options: TextOptions) -> str:
+    """A short description of what ``options`` do, for reports."""
+    if options.english_normalizer:
+        return "whisper-english"
+    steps = ["casefold"] if options.lowercase else []
+    steps += ["no punctuation"] * options.remove_pun + ["simplified Chinese"] * options.to_simple
+    return ", ".join(steps) or "none"

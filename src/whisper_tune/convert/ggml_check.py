@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE, load_audio
+from whisper_tune.convert.parity import hf_greedy_ids
 from whisper_tune.errors import AudioError, ModelError, WhisperTuneError
 from whisper_tune.inference.ggml_format import F32_HINT, check_ggml_file
 from whisper_tune.languages import language_code
@@ -85,17 +86,14 @@ def hf_greedy_text(
     features = processor.feature_extractor(
         audio, sampling_rate=SAMPLE_RATE, return_tensors="pt"
     ).input_features
-    kwargs: dict[str, Any] = {}
     if model.generation_config.is_multilingual:
         if language is None:
             with torch.no_grad():
                 token = int(model.detect_language(features)[0])
             language = processor.tokenizer.convert_ids_to_tokens(token).strip("<|>")
-        kwargs = {"language": language, "task": "transcribe"}
     else:
         language = None
-    with torch.no_grad():
-        ids = model.generate(features, num_beams=1, do_sample=False, **kwargs)[0]
+    ids = hf_greedy_ids(model, features, language)
     return processor.tokenizer.decode(ids, skip_special_tokens=True).strip(), language
 
 

@@ -81,7 +81,6 @@ def greedy_parity(
         "encoder_max_abs_diff": encoder_diff,
         "language": "en",
     }
-    generate_kwargs: dict[str, Any] = {}
     if ct2.is_multilingual:
         ct2_language = ct2.detect_language(storage)[0][0][0]
         with torch.no_grad():
@@ -93,7 +92,6 @@ def greedy_parity(
         result["decode_language"] = decode_language
         result["language"] = decode_language.strip("<|>")
         prompt += [decode_language, "<|transcribe|>"]
-        generate_kwargs = {"language": result["language"], "task": "transcribe"}
     prompt.append("<|notimestamps|>")
 
     # CTranslate2 (like openai/whisper) samples at most half the text context; a decode that
@@ -101,12 +99,9 @@ def greedy_parity(
     max_length = model.config.max_target_positions
     ct2_ids = ct2.generate(storage, [prompt], beam_size=1, max_length=max_length)
     ct2_ids = [int(t) for t in ct2_ids[0].sequences_ids[0]]
-    with torch.no_grad():
-        generated = model.generate(
-            tensor, num_beams=1, do_sample=False, max_new_tokens=max_length // 2, **generate_kwargs
-        )[0]
+    generated = hf_greedy_ids(model, tensor, result["language"] if ct2.is_multilingual else None)
     special = set(tokenizer.all_special_ids)
-    hf_ids = [int(t) for t in generated if int(t) not in special]
+    hf_ids = [t for t in generated if t not in special]
     ct2_ids = [t for t in ct2_ids if t not in special]
     ct2_text = tokenizer.decode(ct2_ids, skip_special_tokens=True).strip()
     hf_text = tokenizer.decode(hf_ids, skip_special_tokens=True).strip()
@@ -122,6 +117,24 @@ def greedy_parity(
     if deployed:
         result["deployed_text"] = _faster_whisper_text(ct2_dir, audio, result["language"])
     return result
+
+
+def hf_greedy_ids(model, features, language: str | None) -> list[int]:
+    """The reference decode of every conversion check: a Hugging Face Whisper's greedy tokens
+    for one window of log-mel ``features`` (in ``language`` for a multilingual model), capped
+    at half the text context as CTranslate2 and openai/whisper cap a decode."""
+    import torch
+
+    kwargs = {"language": language, "task": "transcribe"} if language else {}
+    with torch.no_grad():
+        generated = model.generate(
+            features,
+            num_beams=1,
+            do_sample=False,
+            max_new_tokens=model.config.max_target_positions // 2,
+            **kwargs,
+        )
+    return [int(t) for t in generated[0]]
 
 
 def parity_passed(parity: dict[str, Any]) -> bool:
