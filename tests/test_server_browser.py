@@ -3,6 +3,7 @@ transcript stream in, download it as SRT, and keep a screenshot."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -30,22 +31,21 @@ pytestmark = [
 def test_page_uploads_a_file_and_streams_the_transcript(
     serve_app, tiny_en_transcriber, english_clip, tmp_path
 ):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     url = serve_app(create_app(ServerConfig(), tiny_en_transcriber))
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 900})
+            blocked = []  # the page must work under its Content-Security-Policy
+            page.on("console", lambda m: blocked.append(m.text) if "Policy" in m.text else None)
             page.goto(f"{url}/")
             assert page.is_disabled("#go")
             page.set_input_files("#file", str(english_clip[0]))
             page.select_option("#language", "en")
             page.click("#go")
-            page.wait_for_function(
-                "document.getElementById('status').textContent.startsWith('done')",
-                timeout=120_000,
-            )
+            expect(page.locator("#status")).to_have_text(re.compile("^done"), timeout=120_000)
             transcript = page.inner_text("#transcript").lower()
             assert all(word in transcript for word in ("weather", "snow", "tomorrow"))
             assert "[00:00:00.000 → " in page.inner_text("#transcript")
@@ -57,6 +57,7 @@ def test_page_uploads_a_file_and_streams_the_transcript(
             screenshot = tmp_path / "server_page.png"
             page.screenshot(path=str(screenshot), full_page=True)
             assert screenshot.stat().st_size > 10_000
+            assert not blocked, blocked
             print(f"\nscreenshot: {screenshot}")
         finally:
             browser.close()
@@ -65,7 +66,7 @@ def test_page_uploads_a_file_and_streams_the_transcript(
 def test_page_records_from_the_microphone(serve_app, tiny_en_transcriber, english_clip):
     """Chromium's fake microphone plays the clip; the page records it with MediaRecorder
     (webm/opus), uploads it and shows what was said."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     url = serve_app(create_app(ServerConfig(), tiny_en_transcriber))
     fake_mic = [
@@ -81,20 +82,14 @@ def test_page_records_from_the_microphone(serve_app, tiny_en_transcriber, englis
             page = browser.new_page()
             page.goto(f"{url}/")
             page.click("#record")
-            page.wait_for_function(
-                "document.getElementById('status').textContent.startsWith('recording…')"
-            )
+            expect(page.locator("#status")).to_have_text(re.compile("^recording…"))
             page.wait_for_timeout(4000)  # the clip is 2.9 s long
             page.click("#record")
-            page.wait_for_function(
-                "document.getElementById('status').textContent === 'recording ready'"
-            )
+            expect(page.locator("#status")).to_have_text("recording ready")
             assert page.inner_text("#source").startswith("recording.")
             page.click("#go")
-            page.wait_for_function(
-                "/^(done|error)/.test(document.getElementById('status').textContent)",
-                timeout=120_000,
-            )
+            status = re.compile("^(done|error)")
+            expect(page.locator("#status")).to_have_text(status, timeout=120_000)
             assert page.inner_text("#status").startswith("done"), page.inner_text("#status")
             transcript = page.inner_text("#transcript").lower()
             assert "snow" in transcript and "tomorrow" in transcript, transcript
