@@ -9,6 +9,7 @@ import pytest
 
 from whisper_tune.cli import main
 from whisper_tune.convert.parity import parity_passed
+from whisper_tune.inference.guards import has_loop
 
 
 @pytest.mark.slow
@@ -60,5 +61,8 @@ def test_quick_mandarin_demo_on_base(tmp_path, capsys):
         assert report["after"][key] < report["before"][key], (key, report)
     assert report["silence_text"] == ""
     assert report["ct2_parity_ok"] and report["ct2_parity"]["parity"]["same_language"]
+    # the held-out clip in Chinese characters, with no loop left in it (the guard cuts one back
+    # to the speech before it: what a marginally trained model writes differs between CPUs)
     clip = report["held_out_clip"]["text"]
-    assert sum("\u4e00" <= ch <= "\u9fff" for ch in clip) >= len(clip) // 2, clip
+    han = sum("\u4e00" <= ch <= "\u9fff" for ch in clip)
+    assert han >= 5 and han >= len(clip) // 2 and not has_loop(clip), clip

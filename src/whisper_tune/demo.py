@@ -284,9 +284,11 @@ def _transcribe(ct2_dir: Path, audio_path: Path, language: str) -> tuple[dict, b
     from whisper_tune.inference.types import TranscribeOptions
 
     transcriber = load_transcriber(str(ct2_dir), compute_type="int8")
-    segments, info = transcriber.transcribe(
-        load_audio(audio_path), TranscribeOptions(language=language, beam_size=5)
-    )
+    # beam search at temperature 0 only: the fallback's sampled re-decodes are random (a quick
+    # model looping on a held-out clip got a different sample on every machine); the guard cuts
+    # a loop back to the speech before it
+    options = TranscribeOptions(language=language, beam_size=5, temperature=0.0)
+    segments, info = transcriber.transcribe(load_audio(audio_path), options)
     segments = list(segments)
     timed = bool(segments) and all(s.end > s.start for s in segments)
     text = "".join(s.text for s in segments).strip()
