@@ -11,8 +11,13 @@ COMMAND = "finetune"
 HELP = "fine-tune Whisper with LoRA or AdaLoRA on a JSONL manifest (or shards)"
 DESCRIPTION = """\
 Fine-tune a Whisper model with a LoRA (default) or AdaLoRA adapter. Checkpoints go to
-<output_dir>/<model-name>/checkpoint-N, plus checkpoint-final (last step) and checkpoint-best
-(lowest eval loss on --test_data); each holds the adapter, the processor and run_config.json.
+<output_dir>/<model-name>/checkpoint-N, plus checkpoint-final (last step) and checkpoint-best;
+each holds the adapter, the processor and run_config.json. With --test_data, every --eval_steps
+the model greedily transcribes the first --eval_max_samples test utterances and the --metric
+(wer/cer) is logged to TensorBoard next to the eval loss; checkpoint-best is the lowest metric
+(--metric_for_best_model loss: the lowest eval loss). With --regression_data (general speech
+the model must not forget), checkpoint-best is chosen only among checkpoints whose metric on
+it stays within --max_regression of the base model's.
 Multi-process: torchrun --nproc_per_node=2 -m whisper_tune.cli finetune ... or
 accelerate launch -m whisper_tune.cli finetune ... (see configs/ for accelerate and DeepSpeed).
 """
@@ -33,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
             f"({result.train_seconds:.1f} s)"
         )
     if result.best_eval_loss is not None:
-        print(f"best eval loss {result.best_eval_loss:.4f}")
+        print(f"eval loss at checkpoint-best {result.best_eval_loss:.4f}")
     if result.skipped_audio:
         print(f"skipped {result.skipped_audio} unreadable audio files")
     print(f"final checkpoint: {result.final_checkpoint}")

@@ -47,6 +47,7 @@ class SampleMaker:
             "input_features": features,
             "decoder_input_ids": target.decoder_input_ids,
             "labels": target.labels,
+            "seconds": seconds,
         }
 
 

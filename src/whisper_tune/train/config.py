@@ -6,12 +6,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from whisper_tune.eval_config import scoring_option
 from whisper_tune.options import TASKS, option
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 RUN_CONFIG = "run_config.json"
 # argument groups of ``whisper-tune finetune --help``
 DATA, MODEL, TRAINING = "data", "model and adapter", "training"
+SELECTION = "checkpoint selection"
 
 
 @dataclass
@@ -30,9 +32,46 @@ class FinetuneConfig:
     )
     test_data: str | None = option(
         None,
-        help="evaluation manifest; enables eval loss every --eval_steps and checkpoint-best",
+        help="evaluation manifest; enables eval loss and --metric every --eval_steps and "
+        "checkpoint-best",
         group=DATA,
     )
+    regression_data: str | None = option(
+        None,
+        help="general speech the model must not forget (manifest): scored with --metric at "
+        "every eval and once on the base model; checkpoint-best must stay within "
+        "--max_regression of the base model's score",
+        group=SELECTION,
+    )
+    metric: str | None = option(
+        None,
+        help="error rate computed by greedy generation on --test_data every --eval_steps "
+        "(default: cer for zh, ja, ko, th ..., wer otherwise)",
+        group=SELECTION,
+        choices=("wer", "cer"),
+    )
+    metric_for_best_model: str = option(
+        "metric",
+        help="what checkpoint-best minimises: metric (--metric by generation) or loss "
+        "(eval loss, the old rule; generation only runs for --regression_data)",
+        group=SELECTION,
+        choices=("metric", "loss"),
+    )
+    eval_max_samples: int = option(
+        64,
+        help="generate on at most the first N utterances of --test_data and --regression_data "
+        "at each eval (the eval loss uses all of --test_data)",
+        group=SELECTION,
+    )
+    max_regression: float = option(
+        0.01,
+        help="how much worse (absolute, e.g. 0.01 = 1 point) than the base model a "
+        "checkpoint-best may score on --regression_data",
+        group=SELECTION,
+    )
+    remove_pun: bool = scoring_option("remove_pun", SELECTION)
+    to_simple: bool = scoring_option("to_simple", SELECTION)
+    english_normalizer: bool = scoring_option("english_normalizer", SELECTION)
     output_dir: str = option("output/", help="where checkpoints are written", group=MODEL)
     language: str | None = option(
         None,

@@ -53,6 +53,7 @@ class EncoderStateCache(torch.utils.data.Dataset):
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=list
         )
+        self.utterances = getattr(dataset, "utterances", [])  # manifest lines, in order
         parameter = next(encoder.parameters())
         was_training = encoder.training
         encoder.eval()

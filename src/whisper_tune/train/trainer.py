@@ -2,7 +2,9 @@
 
 The recipe reads top to bottom: check the request, load data, load the model, attach the
 adapter, train with the transformers Trainer, then write ``checkpoint-final`` and
-``checkpoint-best`` (lowest eval loss) atomically, each with its ``run_config.json``.
+``checkpoint-best`` atomically, each with its ``run_config.json``. ``checkpoint-best`` is the
+lowest ``--metric`` by generation (or eval loss) among checkpoints that kept the
+``--regression_data`` score (see :mod:`whisper_tune.train.metric_eval` and ``selection``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -27,9 +29,11 @@ from whisper_tune.data.manifest import read_manifest
 from whisper_tune.data.targets import TargetBuilder
 from whisper_tune.errors import WhisperTuneError
 from whisper_tune.fsutil import atomic_dir
-from whisper_tune.languages import check_task, language_code
+from whisper_tune.languages import check_task, default_metric, language_code
 from whisper_tune.models import load_processor, load_whisper, model_name
+from whisper_tune.options import check_ranges
 from whisper_tune.resolve import resolve_hf_model
+from whisper_tune.text import TextOptions
 from whisper_tune.train.adapters import attach_adapter
 from whisper_tune.train.callbacks import AdaLoraBudgetCallback, RunConfigCallback
 from whisper_tune.train.config import FinetuneConfig
@@ -38,7 +42,9 @@ from whisper_tune.train.encoder_cache import (
     cache_size_bytes,
     run_from_cached_states,
 )
+from whisper_tune.train.metric_eval import CheckpointRule, GenerationScorer, SelectingTrainer
 from whisper_tune.train.resume import check_resume
+from whisper_tune.train.selection import records_from_log
 
 
 @dataclass
@@ -54,6 +60,9 @@ class FinetuneResult:
     train_samples_per_second: float
     skipped_audio: int
     world_size: int
+    metric: str | None
+    best_step: int | None
+    selection: str | None
 
 
 def finetune(config: FinetuneConfig) -> FinetuneResult:
@@ -77,8 +86,14 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         seed=config.seed,
     )
     train_set, train_size = _training_data(config, make_sample, world_size)
-    eval_set = _eval_data(config, make_sample) if config.test_data else None
-    _check_languages(make_sample.targets, train_set, eval_set, language)
+    eval_set = _eval_data(config.test_data, config, make_sample) if config.test_data else None
+    regression_set = (
+        _eval_data(config.regression_data, config, make_sample, config.eval_max_samples)
+        if config.regression_data
+        else None
+    )
+    for dataset in (eval_set, regression_set):
+        _check_languages(make_sample.targets, train_set, dataset, language)
 
     per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps * world_size
     total_steps = (
@@ -102,6 +117,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         train_set = EncoderStateCache(train_set, encoder, frozen, batch, workers)
         if eval_set is not None:
             eval_set = EncoderStateCache(eval_set, encoder, frozen, batch, workers)
+        if regression_set is not None:
+            regression_set = EncoderStateCache(regression_set, encoder, frozen, batch, workers)
         run_from_cached_states(encoder, frozen)
     if rank == 0:
         model.print_trainable_parameters()
@@ -112,30 +129,40 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     callbacks = [RunConfigCallback(config, facts)]
     if config.use_adalora:
         callbacks.append(AdaLoraBudgetCallback())
+    rule = _checkpoint_rule(config, eval_set, regression_set, make_sample.targets, language)
+    rule.measure_base(model)
+    if rule.base_regression is not None:
+        facts[f"base_regression_{rule.metric}"] = rule.base_regression
 
-    from transformers import Trainer
-
-    trainer = Trainer(
+    trainer = SelectingTrainer(
         model=model,
         args=_training_arguments(config, run_dir, total_steps, eval_set is not None, world_size),
         train_dataset=train_set,
         eval_dataset=eval_set,
         data_collator=collator,
         callbacks=callbacks,
+        rule=rule,
     )
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     seconds = time.perf_counter() - started
 
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    best_eval = trainer.state.best_metric if eval_set is not None else None
+    records = records_from_log(trainer.state.log_history, rule.metric)
+    facts["eval_history"] = [asdict(record) for record in records]
+    selection = rule.describe()
+    if selection:
+        print(selection)
+        facts["selection"] = selection
+    best_record = rule.choice.record if rule.choice else None
     final = run_dir / "checkpoint-final"
     best = run_dir / "checkpoint-best"
     if trainer.is_world_process_zero():
         _save_checkpoint(trainer, processor, final, config, facts)
         best_source = trainer.state.best_model_checkpoint
-        if best_source and Path(best_source).is_dir():
+        if best_record and best_source and Path(best_source).is_dir():
             _copy_checkpoint(Path(best_source), best, processor)
+            config.save(best, global_step=best_record.step, **facts)
         else:
             _copy_checkpoint(final, best, processor)
     if config.push_to_hub and trainer.is_world_process_zero():
@@ -149,11 +176,14 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         steps=trainer.state.global_step,
         first_loss=losses[0] if losses else None,
         last_loss=losses[-1] if losses else None,
-        best_eval_loss=best_eval,
+        best_eval_loss=best_record.loss if best_record else None,
         train_seconds=seconds,
         train_samples_per_second=output.metrics.get("train_samples_per_second", 0.0),
         skipped_audio=len(collator.skipped),
         world_size=world_size,
+        metric=rule.metric if eval_set is not None else None,
+        best_step=best_record.step if best_record else None,
+        selection=selection,
     )
 
 
@@ -175,6 +205,13 @@ def _check_hardware(config: FinetuneConfig) -> None:
             ) from None
     if config.push_to_hub and not config.hub_model_id:
         raise WhisperTuneError("--push_to_hub needs --hub_model_id (e.g. user/whisper-tiny-zh)")
+    check_ranges(
+        config,
+        eval_max_samples=config.eval_max_samples >= 1,
+        max_regression=config.max_regression >= 0,
+    )
+    if config.regression_data and not config.test_data:
+        raise WhisperTuneError("--regression_data is scored at each eval: it needs --test_data")
     if config.test_data and config.save_steps % config.eval_steps:
         raise WhisperTuneError(
             f"--save_steps ({config.save_steps}) must be a multiple of --eval_steps "
@@ -221,13 +258,48 @@ def _training_data(config: FinetuneConfig, make_sample: SampleMaker, world: int)
     return ManifestDataset(utterances, make_sample), len(utterances)
 
 
-def _eval_data(config: FinetuneConfig, make_sample: SampleMaker) -> ManifestDataset:
+def _eval_data(
+    path: str, config: FinetuneConfig, make_sample: SampleMaker, limit: int | None = None
+) -> ManifestDataset:
+    """An evaluation manifest (its first ``limit`` utterances) with plain targets."""
     utterances, stats = read_manifest(
-        config.test_data, config.min_audio_len, config.max_audio_len, config.skip_bad
+        path, config.min_audio_len, config.max_audio_len, config.skip_bad
     )
-    print(f"test data {config.test_data}: {stats.summary()}")
+    print(f"eval data {path}: {stats.summary()}")
+    utterances = check_audio_files(utterances, config.skip_bad)[:limit]
+    if not utterances:
+        raise WhisperTuneError(f"{path}: no utterances left to evaluate on")
     plain = SampleMaker(make_sample.feature_extractor, make_sample.targets, seed=config.seed)
-    return ManifestDataset(check_audio_files(utterances, config.skip_bad), plain)
+    return ManifestDataset(utterances, plain)
+
+
+def _checkpoint_rule(
+    config: FinetuneConfig, eval_set, regression_set, targets: TargetBuilder, language: str | None
+) -> CheckpointRule:
+    """What each eval scores by generation: the eval set's first ``--eval_max_samples``
+    (when checkpoint-best goes by the metric) and the regression set."""
+    utterances = eval_set.utterances if eval_set is not None else []
+    first_language = next((u.language for u in utterances if u.language), None)
+    metric = config.metric or default_metric(language or first_language)
+    options = TextOptions(config.remove_pun, config.to_simple, config.english_normalizer)
+
+    def scorer(dataset, manifest_utterances) -> GenerationScorer:
+        return GenerationScorer(
+            dataset,
+            manifest_utterances,
+            targets=targets,
+            metric=metric,
+            options=options,
+            batch_size=config.per_device_eval_batch_size,
+        )
+
+    rule = CheckpointRule(metric, config.metric_for_best_model, config.max_regression)
+    if eval_set is not None and config.metric_for_best_model == "metric":
+        count = min(config.eval_max_samples, len(eval_set))
+        rule.domain = scorer(torch.utils.data.Subset(eval_set, range(count)), utterances)
+    if regression_set is not None:
+        rule.regression = scorer(regression_set, regression_set.utterances)
+    return rule
 
 
 def _check_languages(targets: TargetBuilder, train_set, eval_set, language: str | None) -> None:
@@ -293,8 +365,7 @@ def _training_arguments(
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
-        metric_for_best_model="eval_loss" if has_eval else None,
-        greater_is_better=False,
+        # checkpoint-best: SelectingTrainer's rule, not transformers' metric_for_best_model
         fp16=fp16,
         bf16=config.bf16,
         torch_compile=config.use_compile,
