@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from whisper_tune.engine_settings import ENGINES
 from whisper_tune.options import TASKS, option
 
 # the transcript normalisation before scoring: evaluate's and finetune's (checkpoint metric)
@@ -12,8 +13,10 @@ _SCORING = {
     "remove_pun": (True, "remove punctuation before scoring"),
     "to_simple": (True, "convert traditional to simplified Chinese before scoring"),
     "english_normalizer": (
-        False,
-        'apply Whisper\'s English normaliser before scoring ("Dr." = "doctor", "twenty" = "20")',
+        True,
+        'English: Whisper\'s English normaliser before scoring ("Dr." = "doctor", "twenty" = '
+        '"20"), as published scores use; false: case-folding and --remove_pun only (other '
+        "languages are always case-folded)",
     ),
 }
 
@@ -29,13 +32,24 @@ class EvalConfig:
     """Options of ``whisper-tune evaluate`` (the seed's evaluation.py names and defaults)."""
 
     test_data: str = option(help="manifest to evaluate on (JSONL)")
-    model_path: str = option(
-        "tiny.en",
-        help="merged model dir, bundled name (tiny.en, base) or hub id (openai/whisper-tiny)",
+    model_path: tuple[str, ...] = option(
+        ("tiny.en",),
+        help="one or more models, scored side by side: Hugging Face dir, CTranslate2 dir, "
+        "whisper.cpp GGML file, bundled name (tiny.en, base) or hub id, as transcribe takes",
     )
-    metric: str = option(
-        "cer",
-        help="cer: character error rate (Chinese); wer: word error rate",
+    engine: str = option(
+        "auto",
+        help="auto: as transcribe picks it (ct2 for a CTranslate2 dir or bundled name, "
+        "transformers for a HF dir, whispercpp for a GGML file)",
+        choices=ENGINES,
+    )
+    compute_type: str = option(
+        "default", help="ct2: int8, float32...; transformers: float32, float16, bfloat16"
+    )
+    metric: str | None = option(
+        None,
+        help="cer: character error rate; wer: word error rate; default by language: "
+        "cer for zh, ja, ko, th, ..., wer otherwise",
         choices=("cer", "wer"),
     )
     language: str | None = option(
@@ -44,9 +58,16 @@ class EvalConfig:
         "default: the model detects it",
     )
     task: str = option("transcribe", help="decoder task", choices=TASKS)
-    batch_size: int = option(16, help="utterances per generate() call")
-    num_workers: int = option(2, help="DataLoader worker processes")
-    num_beams: int = option(1, help="beam size (1 = greedy)")
+    batch_size: int = option(
+        1, help="windows decoded together, as transcribe's --batch_size (1: one at a time)"
+    )
+    num_workers: int = option(2, help="DataLoader worker processes reading the audio")
+    num_beams: int = option(1, help="beam size (1 = greedy); --beam_size is the same")
+    initial_prompt: str | None = option(None, help="text that conditions the first window")
+    hotwords: str | None = option(None, help="words to favour, given as a prompt to every window")
+    hallucination_guard: bool = option(
+        True, help="drop segments decoded from silence, loops and degenerate text, as deployed"
+    )
     remove_pun: bool = scoring_option("remove_pun")
     to_simple: bool = scoring_option("to_simple")
     english_normalizer: bool = scoring_option("english_normalizer")
@@ -56,5 +77,9 @@ class EvalConfig:
     skip_bad: bool = option(False, help="skip and count unreadable audio instead of stopping")
     local_files_only: bool = option(True, help="never download the model from the hub")
     output_dir: str | None = option(
-        None, help="report folder (default eval_results/<model>_<manifest>)"
+        None, help="report folder (default eval_results/<first model>_<manifest>)"
     )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model_path, str):  # one model, as the seed's scripts pass it
+            self.model_path = (self.model_path,)

@@ -1,33 +1,56 @@
-"""``evaluate``: CER/WER of a Whisper model on a manifest, with a per-utterance report.
+"""``evaluate``: CER/WER of one or more Whisper models on a manifest, side by side.
 
-Writes ``summary.json`` (metric, score, utterances, audio/wall seconds, RTF = processing
-seconds / audio seconds, lower is faster) and ``utterances.csv`` (id, audio, reference,
-hypothesis, errors, reference length, duration) — the CSV the seed's users asked for.
+Every model runs through the same :class:`~whisper_tune.inference.types.Transcriber` that
+``transcribe``, ``serve`` and the GUI use (Hugging Face dir, CTranslate2 dir, GGML file,
+bundled name or hub id), with the same decoding options, so a score is the score of what is
+deployed. Transcripts are normalised as the field reports scores: Whisper's English normaliser
+for English, case-folding and punctuation removal otherwise; the metric defaults by language.
+
+Writes to the report folder:
+
+* ``summary.json``: the first model's figures at the top level (metric, score, utterances,
+  audio/wall seconds, RTF = processing seconds / audio seconds, lower is faster) and every
+  model's under ``models``;
+* ``comparison.md`` and ``comparison.json``: one row per model (metric, RTF, peak RSS, size on
+  disk, normalisation);
+* ``utterances.csv``: id, audio, reference, duration, reference length, then a hypothesis and
+  an errors column per model (``hypothesis`` and ``errors`` for a single model, the seed's CSV).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
+import gc
 import io
 import json
+import resource
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from whisper_tune.audio import SAMPLE_RATE
 from whisper_tune.data.dataset import ManifestDataset, check_audio_files
 from whisper_tune.data.manifest import Utterance, read_manifest
-from whisper_tune.errors import ManifestError, WhisperTuneError
+from whisper_tune.errors import ManifestError, ModelError, WhisperTuneError
 from whisper_tune.eval_config import EvalConfig
 from whisper_tune.fsutil import atomic_dir
-from whisper_tune.languages import check_task, language_code
-from whisper_tune.models import load_processor, load_whisper, model_name
+from whisper_tune.inference import TranscribeOptions, load_transcriber
+from whisper_tune.inference.postprocess import join_text
+from whisper_tune.languages import check_task, default_metric, language_code
+from whisper_tune.models import model_name, resolve_ct2_model
 from whisper_tune.resolve import resolve_hf_model
-from whisper_tune.text import TextOptions, error_rate, score_transcript
+from whisper_tune.text import (
+    error_rate,
+    normalization_name,
+    score_transcript,
+    scoring_options,
+)
 
 
 @dataclass
@@ -43,6 +66,8 @@ class UtteranceResult:
 
 @dataclass
 class EvalReport:
+    """One model's score on the manifest."""
+
     metric: str
     score: float
     utterances: int
@@ -53,6 +78,10 @@ class EvalReport:
     rtf: float
     model: str
     test_data: str
+    engine: str = ""
+    normalization: str = ""
+    peak_rss_mb: float | None = None
+    size_mb: float | None = None
     options: dict = field(default_factory=dict)
     rows: list[UtteranceResult] = field(default_factory=list, repr=False)
     report_dir: str | None = None
@@ -63,17 +92,22 @@ class EvalReport:
         return record
 
 
-class _Features:
-    """Sample maker for evaluation: log-mel features only."""
+@dataclass
+class _Decoded:
+    """One model's raw transcripts (by utterance index) and what running it cost."""
 
-    def __init__(self, feature_extractor) -> None:
-        self.feature_extractor = feature_extractor
+    model: str
+    engine: str
+    texts: dict[int, str]
+    languages: dict[int, str]
+    seconds: dict[int, float]
+    wall_seconds: float
+    peak_rss_mb: float | None
+    size_mb: float | None
 
-    def __call__(self, utterance: Utterance, audio, index: int) -> dict:
-        features = self.feature_extractor(
-            audio, sampling_rate=SAMPLE_RATE, return_tensors="np"
-        ).input_features[0]
-        return {"index": index, "input_features": features, "seconds": len(audio) / SAMPLE_RATE}
+
+def _audio(utterance: Utterance, audio, index: int) -> dict:
+    return {"index": index, "audio": audio, "seconds": len(audio) / SAMPLE_RATE}
 
 
 def _collate(samples: list[dict]) -> list[dict]:
@@ -81,9 +115,15 @@ def _collate(samples: list[dict]) -> list[dict]:
 
 
 def evaluate(config: EvalConfig, progress: bool = True) -> EvalReport:
-    """Transcribe every utterance of ``config.test_data`` and score it."""
-    if config.metric not in ("cer", "wer"):
-        raise WhisperTuneError(f"unknown metric {config.metric!r}: use cer or wer")
+    """Score the one model of ``config`` (see :func:`evaluate_models` for several)."""
+    if len(config.model_path) != 1:
+        raise WhisperTuneError("evaluate() scores one model; use evaluate_models() for several")
+    return evaluate_models(config, progress)[0]
+
+
+def evaluate_models(config: EvalConfig, progress: bool = True) -> list[EvalReport]:
+    """Transcribe every utterance of ``config.test_data`` with each model and score it; write
+    the report folder (see the module docstring) and return one report per model."""
     check_task(config.task)
     language = language_code(config.language)
     utterances, stats = read_manifest(
@@ -92,32 +132,119 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalReport:
     utterances = check_audio_files(utterances, config.skip_bad)
     if progress:
         print(f"test data {config.test_data}: {stats.summary()}")
-    reference = resolve_hf_model(config.model_path, config.local_files_only)
-    processor = load_processor(reference, config.local_files_only)
-    model = load_whisper(reference, config.local_files_only).eval()
-    multilingual = bool(getattr(model.generation_config, "is_multilingual", False))
-    text_options = TextOptions(config.remove_pun, config.to_simple, config.english_normalizer)
+    decoded = [
+        _decode(reference, utterances, language, config, progress)
+        for reference in config.model_path
+    ]
+    reports = _score(decoded, utterances, language, config)
+    _write_report(reports, config)
+    return reports
 
-    loader = torch.utils.data.DataLoader(
-        ManifestDataset(utterances, _Features(processor.feature_extractor)),
+
+def _decode(
+    reference: str, utterances: list[Utterance], language: str | None, config: EvalConfig, progress
+) -> _Decoded:
+    """Run one model over the manifest; RTF counts decoding (and audio reading), not loading."""
+    gc.collect()
+    _reset_peak_rss()
+    transcriber = load_transcriber(
+        reference,
+        engine=config.engine,
+        compute_type=config.compute_type,
+        local_files_only=config.local_files_only,
+    )
+    _check_vocabulary(transcriber, reference, utterances, language, config)
+    options = TranscribeOptions(
+        task=config.task,
+        beam_size=config.num_beams,
         batch_size=config.batch_size,
+        timestamps=config.timestamps,
+        initial_prompt=config.initial_prompt,
+        hotwords=config.hotwords,
+        hallucination_guard=config.hallucination_guard,
+    )
+    loader = torch.utils.data.DataLoader(
+        ManifestDataset(utterances, _audio),
+        batch_size=1,
         num_workers=config.num_workers,
         collate_fn=_collate,
     )
-    rows: list[UtteranceResult] = []
-    audio_seconds = 0.0
+    texts: dict[int, str] = {}
+    languages: dict[int, str] = {}
+    seconds: dict[int, float] = {}
     started = time.perf_counter()
-    bar = tqdm(total=len(utterances), desc="evaluating", unit="utt", disable=not progress)
+    label = model_name(reference)
+    bar = tqdm(total=len(utterances), desc=label, unit="utt", disable=not progress)
     for batch in loader:
-        good = _drop_bad(batch, config.skip_bad, bar)
-        if not good:
-            continue
-        texts = _transcribe_batch(
-            model, processor, good, utterances, language, config, multilingual
+        for sample in _drop_bad(batch, config.skip_bad, bar):
+            index = sample["index"]
+            asked = utterances[index].language or language
+            segments, info = transcriber.transcribe(
+                sample["audio"], dataclasses.replace(options, language=asked)
+            )
+            texts[index] = join_text(segments, info.language)
+            languages[index] = info.language
+            seconds[index] = sample["seconds"]
+        bar.update(len(batch))
+    bar.close()
+    wall = time.perf_counter() - started
+    engine = transcriber.engine
+    del transcriber
+    return _Decoded(
+        model=reference,
+        engine=engine,
+        texts=texts,
+        languages=languages,
+        seconds=seconds,
+        wall_seconds=wall,
+        peak_rss_mb=_peak_rss_mb(),
+        size_mb=_size_mb(reference, engine, config.local_files_only),
+    )
+
+
+def _check_vocabulary(
+    transcriber, reference: str, utterances: list[Utterance], language, config: EvalConfig
+) -> None:
+    """An English-only model cannot transcribe a manifest in another language."""
+    if transcriber.is_multilingual or config.task == "translate":
+        return
+    foreign = sorted({u.language or language for u in utterances} - {None, "en"})
+    if foreign:
+        raise ModelError(
+            f"{reference} is an English-only model (its vocabulary has no language tokens) but "
+            f"{config.test_data} is in {', '.join(foreign)}: use a multilingual model"
         )
-        for sample, hypothesis in zip(good, texts, strict=True):
-            utterance = utterances[sample["index"]]
-            scored = score_transcript(utterance.sentence, hypothesis, config.metric, text_options)
+
+
+def _score(
+    decoded: list[_Decoded], utterances: list[Utterance], language: str | None, config: EvalConfig
+) -> list[EvalReport]:
+    """Score every model's transcripts with one metric and one normalisation per utterance,
+    chosen from its language (the manifest's, --language, else what the first model heard)."""
+    first = decoded[0]
+    indices = sorted(first.texts)
+    spoken = {i: utterances[i].language or language or first.languages[i] for i in indices}
+    if config.task == "translate":
+        spoken = dict.fromkeys(indices, "en")
+    metric = config.metric or default_metric(_most_common(spoken.values()))
+    if metric not in ("cer", "wer"):
+        raise WhisperTuneError(f"unknown metric {metric!r}: use cer or wer")
+    text_options = {
+        i: scoring_options(
+            spoken[i], config.remove_pun, config.to_simple, config.english_normalizer
+        )
+        for i in indices
+    }
+    normalization = " / ".join(
+        sorted({normalization_name(options) for options in text_options.values()})
+    )
+    audio_seconds = sum(first.seconds.values())
+    reports = []
+    for run in decoded:
+        rows = []
+        for i in indices:
+            utterance = utterances[i]
+            scored = score_transcript(utterance.sentence, run.texts[i], metric, text_options[i])
             rows.append(
                 UtteranceResult(
                     id=utterance.source.rsplit(":", 1)[-1],
@@ -126,32 +253,38 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalReport:
                     hypothesis=scored.hypothesis,
                     errors=scored.errors,
                     reference_length=scored.reference_length,
-                    duration=round(sample["seconds"], 3),
+                    duration=round(run.seconds[i], 3),
                 )
             )
-            audio_seconds += sample["seconds"]
-        bar.update(len(batch))
-    bar.close()
-    wall = time.perf_counter() - started
-    errors = sum(r.errors for r in rows)
-    units = sum(r.reference_length for r in rows)
-    report = EvalReport(
-        metric=config.metric,
-        score=error_rate(errors, units),
-        utterances=len(rows),
-        errors=errors,
-        reference_units=units,
-        audio_seconds=round(audio_seconds, 3),
-        wall_seconds=round(wall, 3),
-        rtf=round(wall / audio_seconds, 4) if audio_seconds else 0.0,
-        model=config.model_path,
-        test_data=config.test_data,
-        options=asdict(config),
-        rows=rows,
-        report_dir=str(_report_folder(config)),
-    )
-    _write_report(report)
-    return report
+        errors = sum(r.errors for r in rows)
+        units = sum(r.reference_length for r in rows)
+        reports.append(
+            EvalReport(
+                metric=metric,
+                score=error_rate(errors, units),
+                utterances=len(rows),
+                errors=errors,
+                reference_units=units,
+                audio_seconds=round(audio_seconds, 3),
+                wall_seconds=round(run.wall_seconds, 3),
+                rtf=round(run.wall_seconds / audio_seconds, 4) if audio_seconds else 0.0,
+                model=run.model,
+                test_data=config.test_data,
+                engine=run.engine,
+                normalization=normalization,
+                peak_rss_mb=run.peak_rss_mb,
+                size_mb=run.size_mb,
+                options=asdict(config),
+                rows=rows,
+                report_dir=str(_report_folder(config)),
+            )
+        )
+    return reports
+
+
+def _most_common(values) -> str | None:
+    counts = Counter(values)
+    return counts.most_common(1)[0][0] if counts else None
 
 
 def _drop_bad(batch: list[dict], skip_bad: bool, bar) -> list[dict]:
@@ -166,47 +299,114 @@ def _drop_bad(batch: list[dict], skip_bad: bool, bar) -> list[dict]:
     return good
 
 
-@torch.inference_mode()
-def _transcribe_batch(model, processor, samples, utterances, language, config, multilingual):
-    features = torch.from_numpy(np.stack([s["input_features"] for s in samples]))
-    features = features.to(model.device, model.dtype)
-    longest = max(s["seconds"] for s in samples)
-    kwargs: dict = {
-        "num_beams": config.num_beams,
-        "return_timestamps": config.timestamps,
-        "max_new_tokens": token_budget(longest),
-    }
-    if multilingual:
-        languages = [utterances[s["index"]].language or language for s in samples]
-        if all(languages):
-            kwargs["language"] = languages if len(set(languages)) > 1 else languages[0]
-        kwargs["task"] = config.task
-    tokens = model.generate(features, **kwargs)
-    if not isinstance(tokens, torch.Tensor):
-        tokens = tokens["sequences"]
-    return processor.tokenizer.batch_decode(tokens, skip_special_tokens=True)
-
-
 def token_budget(seconds: float) -> int:
     """Generous room for real speech (15 tokens/s), a stop for runaway repetition loops."""
     return min(440, int(15 * seconds) + 16)
 
 
+def _reset_peak_rss() -> None:
+    """Start a new peak-RSS measurement (Linux: reset ``VmHWM``; elsewhere the peak is the
+    process's so far)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_rss_mb() -> float | None:
+    """Peak resident memory of this process since :func:`_reset_peak_rss`, in MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _size_mb(reference: str, engine: str, local_files_only: bool) -> float | None:
+    """Size on disk of the model files the engine loaded (None for a hub id not on disk)."""
+    if engine == "ct2":
+        path = Path(resolve_ct2_model(reference, local_files_only))
+    elif engine == "transformers":
+        path = Path(resolve_hf_model(reference, local_files_only))
+    else:
+        path = Path(reference).expanduser()
+    if not path.exists():
+        return None
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return round(sum(p.stat().st_size for p in files) / 2**20, 1)
+
+
 def _report_folder(config: EvalConfig) -> Path:
     return Path(
         config.output_dir
-        or Path("eval_results") / f"{model_name(config.model_path)}_{Path(config.test_data).stem}"
+        or Path("eval_results")
+        / f"{model_name(config.model_path[0])}_{Path(config.test_data).stem}"
     )
 
 
-def _write_report(report: EvalReport) -> None:
-    with atomic_dir(report.report_dir) as tmp:
+def comparison_rows(reports: list[EvalReport]) -> list[dict]:
+    """One row per model: what the side-by-side table shows."""
+    return [
+        {
+            "model": r.model,
+            "engine": r.engine,
+            r.metric: round(r.score, 4),
+            "rtf": r.rtf,
+            "peak_rss_mb": r.peak_rss_mb,
+            "size_mb": r.size_mb,
+            "utterances": r.utterances,
+            "normalization": r.normalization,
+        }
+        for r in reports
+    ]
+
+
+def comparison_markdown(reports: list[EvalReport]) -> str:
+    """The side-by-side table as Markdown."""
+    rows = comparison_rows(reports)
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(row[key]) for key in header) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value) -> str:
+    return "n/a" if value is None else str(value)
+
+
+def _column_labels(reports: list[EvalReport]) -> list[str]:
+    """utterances.csv column suffixes: none for one model, else each model's short name
+    (numbered where two share one)."""
+    if len(reports) == 1:
+        return [""]
+    names = [model_name(r.model) for r in reports]
+    return [
+        f"_{name}" if names.count(name) == 1 else f"_{i + 1}_{name}" for i, name in enumerate(names)
+    ]
+
+
+def _write_report(reports: list[EvalReport], config: EvalConfig) -> None:
+    first = reports[0]
+    models = [{k: v for k, v in r.summary().items() if k != "options"} for r in reports]
+    summary = first.summary() | {"models": models}
+    labels = _column_labels(reports)
+    fields = ["id", "audio", "reference", "duration", "reference_length"]
+    for label in labels:
+        fields += [f"hypothesis{label}", f"errors{label}"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    for rows in zip(*(r.rows for r in reports), strict=True):
+        line = {key: getattr(rows[0], key) for key in fields[:5]}
+        for label, row in zip(labels, rows, strict=True):
+            line |= {f"hypothesis{label}": row.hypothesis, f"errors{label}": row.errors}
+        writer.writerow(line)
+    with atomic_dir(first.report_dir) as tmp:
         (tmp / "summary.json").write_text(
-            json.dumps(report.summary(), indent=2, ensure_ascii=False), encoding="utf-8"
+            json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8"
         )
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(UtteranceResult.__dataclass_fields__))
-        writer.writeheader()
-        for row in report.rows:
-            writer.writerow(asdict(row))
+        (tmp / "comparison.json").write_text(
+            json.dumps(comparison_rows(reports), indent=2, ensure_ascii=False), encoding="utf-8"
+        )
+        (tmp / "comparison.md").write_text(comparison_markdown(reports), encoding="utf-8")
         (tmp / "utterances.csv").write_text(buffer.getvalue(), encoding="utf-8")

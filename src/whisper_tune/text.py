@@ -57,12 +57,15 @@ class TextOptions:
     remove_pun: bool = False
     to_simple: bool = False
     english_normalizer: bool = False
+    lowercase: bool = False  # case-fold (Whisper's English normaliser always does)
 
     def apply(self, text: str) -> str:
         if self.to_simple:
             text = to_simplified(text)
         if self.english_normalizer:
             text = normalize_english(text)
+        if self.lowercase:
+            text = text.casefold()
         if self.remove_pun:
             text = remove_punctuation(text)
         return _SPACES.sub(" ", text).strip()
@@ -109,3 +112,22 @@ def score_transcript(reference: str, hypothesis: str, metric: str, options: Text
 def error_rate(errors: int, units: int) -> float:
     """Errors per reference unit; with no reference units, 1.0 if anything was said."""
     return errors / units if units else float(errors > 0)
+
+
+def scoring_options(
+    language: str | None, remove_pun: bool, to_simple: bool, english_normalizer: bool
+) -> TextOptions:
+    """How transcripts in ``language`` (a code; None = unknown) are normalised for scoring, as
+    the field reports scores: Whisper's English normaliser for English (unless turned off),
+    else case-folding plus the punctuation and Chinese script options."""
+    english = english_normalizer and language == "en"
+    return TextOptions(remove_pun, to_simple, english_normalizer=english, lowercase=True)
+
+
+def normalization_name(options: TextOptions) -> str:
+    """A short description of what ``options`` do, for reports."""
+    if options.english_normalizer:
+        return "whisper-english"
+    steps = ["casefold"] if options.lowercase else []
+    steps += ["no punctuation"] * options.remove_pun + ["simplified Chinese"] * options.to_simple
+    return ", ".join(steps) or "none"
