@@ -33,7 +33,7 @@ from whisper_tune.languages import check_task, default_metric, language_code
 from whisper_tune.models import load_processor, load_whisper, model_name
 from whisper_tune.options import check_ranges
 from whisper_tune.resolve import resolve_hf_model
-from whisper_tune.text import TextOptions
+from whisper_tune.text import scoring_options
 from whisper_tune.train.adapters import attach_adapter
 from whisper_tune.train.callbacks import AdaLoraBudgetCallback, RunConfigCallback
 from whisper_tune.train.config import FinetuneConfig
@@ -280,8 +280,11 @@ def _checkpoint_rule(
     (when checkpoint-best goes by the metric) and the regression set."""
     utterances = eval_set.utterances if eval_set is not None else []
     first_language = next((u.language for u in utterances if u.language), None)
-    metric = config.metric or default_metric(language or first_language)
-    options = TextOptions(config.remove_pun, config.to_simple, config.english_normalizer)
+    spoken = language or first_language
+    metric = config.metric or default_metric(spoken)
+    options = scoring_options(
+        spoken, config.remove_pun, config.to_simple, config.english_normalizer
+    )
 
     def scorer(dataset, manifest_utterances) -> GenerationScorer:
         return GenerationScorer(
