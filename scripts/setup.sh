@@ -23,8 +23,8 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 # espeak-ng: Mandarin/other-language speech for the demo and tests; xvfb + x11-apps + xdotool:
 # GUI tests; chromium: browser test of the web page; libportaudio2: microphone recording;
 # cmake/g++: building whisper.cpp (pywhispercpp) for the GGML check; python3-venv: the
-# environment below on Debian's Python.
-APT_PACKAGES=(espeak-ng xvfb x11-apps xdotool chromium libportaudio2 cmake g++ python3-venv)
+# environment below on Debian's Python; python3-tk: the GUI (Debian's Python ships tkinter apart).
+APT_PACKAGES=(espeak-ng xvfb x11-apps xdotool chromium libportaudio2 cmake g++ python3-venv python3-tk)
 if [ "${WHISPER_TUNE_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null; then
   missing=()
   for pkg in "${APT_PACKAGES[@]}"; do
