@@ -280,7 +280,7 @@ def _checkpoint_rule(
     (when checkpoint-best goes by the metric) and the regression set."""
     utterances = eval_set.utterances if eval_set is not None else []
     first_language = next((u.language for u in utterances if u.language), None)
-    spoken = language or first_language
+    spoken = language or first_language or (None if targets.special.multilingual else "en")
     metric = config.metric or default_metric(spoken)
     options = scoring_options(
         spoken, config.remove_pun, config.to_simple, config.english_normalizer
