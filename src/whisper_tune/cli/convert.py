@@ -13,8 +13,9 @@ Convert a merged or stock Hugging Face Whisper model with CTranslate2's converte
 folder faster-whisper loads offline (model.bin, vocabulary, tokenizer.json,
 preprocessor_config.json, generation_config.json). A parity check then decodes one clip
 (--audio_path, else a recorded sentence) greedily with both models and reports both texts
-and their token agreement; the report is printed and saved as conversion_report.json in
---output_dir. Exit status 1 when the parity check fails (too few tokens agree).
+and their agreement (tokens, and words or, for languages written without spaces, characters);
+the report is printed and saved as conversion_report.json in --output_dir. Exit status 1 when
+the parity check fails (fewer than 80 % of the words/characters agree).
 """
 
 
