@@ -151,7 +151,8 @@ def tiny_en_transcriber():
 @pytest.fixture(scope="session")
 def serve_app():
     """``serve_app(app) -> base URL``: run ``app`` with uvicorn on a free 127.0.0.1 port in a
-    thread; every server started this way stops at the end of the session."""
+    thread (``serve_app(settings=f)``: the ``uvicorn.Config`` that ``f(port)`` returns); every
+    server started this way stops at the end of the session."""
     import socket
     import threading
     import time
@@ -160,11 +161,14 @@ def serve_app():
 
     running = []
 
-    def start(app) -> str:
+    def start(app=None, *, settings=None) -> str:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        if settings is None:
+            config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        else:
+            config = settings(port)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

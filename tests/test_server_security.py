@@ -130,33 +130,20 @@ def heard_nothing(text: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def start_server():
+def start_server(serve_app):
     """``start_server(config, transcriber) -> base URL``: uvicorn with exactly the settings
     ``whisper-tune serve`` uses (header timeout, connection cap), on a free loopback port."""
-    import uvicorn
-
-    running = []
 
     def start(config: ServerConfig, transcriber) -> str:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        config = dataclasses.replace(config, port=port)
-        server = uvicorn.Server(uvicorn_config(create_app(config, transcriber), config))
-        server.config.log_level = "warning"
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        running.append((server, thread))
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{port}"
+        def settings(port: int):
+            served = dataclasses.replace(config, port=port)
+            server_settings = uvicorn_config(create_app(served, transcriber), served)
+            server_settings.log_level = "warning"
+            return server_settings
 
-    yield start
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(timeout=30)
+        return serve_app(settings=settings)
+
+    return start
 
 
 @pytest.fixture(scope="module")
@@ -384,7 +371,8 @@ def _trickle(
         for byte in drip:
             try:
                 reply = sock.recv(4096)
-                return reply, time.monotonic() - started
+                answered = time.monotonic() - started
+                return reply + _rest_of_reply(sock), answered
             except TimeoutError:
                 pass
             except ConnectionError:
@@ -396,6 +384,19 @@ def _trickle(
             except ConnectionError:
                 return b"", time.monotonic() - started
     raise AssertionError(f"still connected after {limit} s")
+
+
+def _rest_of_reply(sock: socket.socket) -> bytes:
+    """What the server sends after its first packet, until it closes (the reply may arrive in
+    several packets: headers first, then the body)."""
+    sock.settimeout(5)
+    rest = b""
+    try:
+        while chunk := sock.recv(4096):
+            rest += chunk
+    except (TimeoutError, ConnectionError):
+        pass
+    return rest
 
 
 def test_trickled_headers_are_cut_off(start_server, tiny_en_transcriber):
