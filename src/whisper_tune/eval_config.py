@@ -72,6 +72,11 @@ class EvalConfig:
     to_simple: bool = scoring_option("to_simple")
     english_normalizer: bool = scoring_option("english_normalizer")
     timestamps: bool = option(False, help="decode with timestamps (as deployed with them)")
+    temperature_fallback: bool = option(
+        False,
+        help="re-decode a failing window at higher temperatures, as transcribe does; that "
+        "samples at random, so it is off by default and a score is reproducible",
+    )
     min_audio_len: float = option(0.5, help="skip clips shorter (seconds)")
     max_audio_len: float = option(30.0, help="skip clips longer (seconds)")
     skip_bad: bool = option(False, help="skip and count unreadable audio instead of stopping")

@@ -162,6 +162,7 @@ def _decode(
         initial_prompt=config.initial_prompt,
         hotwords=config.hotwords,
         hallucination_guard=config.hallucination_guard,
+        temperature=TranscribeOptions.temperature if config.temperature_fallback else 0.0,
     )
     loader = torch.utils.data.DataLoader(
         ManifestDataset(utterances, _audio),
