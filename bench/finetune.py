@@ -7,11 +7,13 @@ learning rate for three trainers, each repetition a fresh process (so peak RSS i
   each clip as it is read, the seed's padding collator, ``prepare_model_for_kbit_training``
   and its conv1 ``requires_grad`` hook, LoRA r=32 on q,k,v,out_proj,fc1,fc2 of encoder and
   decoder, ``Seq2SeqTrainer``;
-* ``whisper-tune``: :func:`whisper_tune.train.trainer.finetune` with its defaults;
-* ``whisper-tune-freeze``: the same with ``freeze_encoder=True`` (decoder-only adapters, each
-  clip's encoder output computed once and cached);
-* ``whisper-tune-freeze2``: ``freeze_encoder_layers=2`` (the bottom 2 of tiny's 4 encoder
-  layers frozen and cached, adapters on the top 2 and the decoder).
+* ``whisper-tune``: :func:`whisper_tune.train.trainer.finetune` with its defaults (the bottom
+  half of the encoder, 2 of tiny's 4 layers, frozen and cached; adapters on the top 2 and the
+  decoder);
+* ``whisper-tune-full``: ``freeze_encoder_layers=0`` (adapters in every layer, the seed's
+  full LoRA);
+* ``whisper-tune-freeze``: ``freeze_encoder=True`` (decoder-only adapters, each clip's encoder
+  output computed once and cached).
 
 Reported: samples/s end to end (model load to saved adapter) and of the training loop alone,
 peak RSS, first and final training loss, and the loss and WER each adapter reaches on
@@ -54,8 +56,8 @@ MODEL = "tiny.en"
 # whisper-tune's trainers: the FinetuneConfig options each one sets
 WHISPER_TUNE = {
     "whisper-tune": {},
+    "whisper-tune-full": {"freeze_encoder_layers": 0},
     "whisper-tune-freeze": {"freeze_encoder": True},
-    "whisper-tune-freeze2": {"freeze_encoder_layers": 2},
 }
 TRAINERS = ("baseline", *WHISPER_TUNE)
 SEED = 42
@@ -366,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     if args.probe:
         answer_probe(probe(json.loads(args.probe)))
         return None
-    trainers = TRAINERS[:3] if args.smoke else TRAINERS  # freeze2 differs from freeze by an option
+    trainers = TRAINERS[:3] if args.smoke else TRAINERS  # freeze differs from full by an option
     steps = args.steps or (1 if args.smoke else 12)
     batch_size = args.batch_size or (1 if args.smoke else 8)
     record = {"name": NAME, "machine": machine(), "model": MODEL}

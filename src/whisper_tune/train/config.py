@@ -152,11 +152,13 @@ class FinetuneConfig:
         "encoded once and cached (several times faster on CPU)",
         group=MODEL,
     )
-    freeze_encoder_layers: int = option(
-        0,
+    freeze_encoder_layers: int | None = option(
+        None,
         help="leave the bottom N encoder layers without adapters; their output is computed "
-        "once per clip and cached, so training costs only the layers above (a middle way "
-        "between full LoRA and --freeze_encoder that still adapts to new acoustics)",
+        "once per clip and cached, so training costs only the layers above and still adapts "
+        "to new acoustics (default: the bottom half, 2 of tiny's 4 and 3 of base's 6 layers: "
+        "measured 1.4x the seed recipe's samples/s at a lower held-out WER; "
+        "0: adapters in every encoder layer, the seed's full LoRA)",
         group=MODEL,
     )
     cache_encoder_outputs: bool = option(
@@ -191,8 +193,13 @@ class FinetuneConfig:
     extra: dict = field(default_factory=dict)
 
     def frozen_encoder_layers(self, num_layers: int) -> int:
-        """How many bottom encoder layers get no adapters (all with ``freeze_encoder``)."""
-        return num_layers if self.freeze_encoder else min(self.freeze_encoder_layers, num_layers)
+        """How many bottom encoder layers get no adapters: all with ``freeze_encoder``, the
+        bottom half unless ``freeze_encoder_layers`` says otherwise."""
+        if self.freeze_encoder:
+            return num_layers
+        if self.freeze_encoder_layers is None:
+            return num_layers // 2
+        return min(self.freeze_encoder_layers, num_layers)
 
     def save(self, directory: str | Path, **facts) -> None:
         """Write ``run_config.json`` (the config plus run facts such as the resolved model)."""

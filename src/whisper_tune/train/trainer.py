@@ -209,6 +209,7 @@ def _check_hardware(config: FinetuneConfig) -> None:
         config,
         eval_max_samples=config.eval_max_samples >= 1,
         max_regression=config.max_regression >= 0,
+        freeze_encoder_layers=(config.freeze_encoder_layers or 0) >= 0,
     )
     if config.regression_data and not config.test_data:
         raise WhisperTuneError("--regression_data is scored at each eval: it needs --test_data")
