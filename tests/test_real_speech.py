@@ -27,13 +27,13 @@ def test_every_clip_decodes_to_its_declared_length_with_a_source_and_licence():
     assert 40 < sum(c.duration for c in clips) < 60
 
 
-def test_a_written_subset_is_the_shortest_clips_and_can_leave_the_language_to_the_model(
+def test_a_written_subset_spans_short_to_long_and_can_leave_the_language_to_the_model(
     tmp_path,
 ):
     path = write_real_speech(tmp_path / "real.jsonl", max_clips=3, detect_language=True)
     written, _ = read_manifest(path)
     durations = sorted(c.duration for c in real_speech())
-    assert [c.duration for c in written] == durations[:3]
+    assert [c.duration for c in written] == durations[::4]
     assert all(c.language is None for c in written)
     assert all(load_audio(c.audio_path).size for c in written)
 

@@ -18,11 +18,14 @@ REAL_SPEECH_MANIFEST = Path(__file__).with_name("recordings") / "manifest.jsonl"
 
 
 def real_speech(max_clips: int | None = None) -> list[Utterance]:
-    """The recorded clips, shortest first when ``max_clips`` takes only some."""
+    """The recorded clips; ``max_clips`` of them spread evenly from the shortest to the longest
+    (the shortest alone are all card names)."""
     utterances, _ = read_manifest(REAL_SPEECH_MANIFEST)
-    if max_clips is None:
+    if max_clips is None or max_clips >= len(utterances):
         return utterances
-    return sorted(utterances, key=lambda u: u.duration or 0.0)[:max_clips]
+    ordered = sorted(utterances, key=lambda u: u.duration or 0.0)
+    step = len(ordered) / max_clips
+    return [ordered[int(i * step)] for i in range(max_clips)]
 
 
 def write_real_speech(
