@@ -84,6 +84,16 @@ class EvalConfig:
     output_dir: str | None = option(
         None, help="report folder (default eval_results/<first model>_<manifest>)"
     )
+    report: str | None = option(
+        None,
+        help="html: also write report.html, one self-contained page (no network): the table, a "
+        "bar chart of the metric and the worst utterances with a word-level diff (characters "
+        "for CER) of the reference vs each model's hypothesis",
+        choices=("html",),
+    )
+    report_worst: int = option(
+        20, help="--report html: how many utterances to show, most errors over all models first"
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.model_path, str):  # one model, as the seed's scripts pass it

@@ -14,7 +14,8 @@ Writes to the report folder:
 * ``comparison.md`` and ``comparison.json``: one row per model (metric, RTF, peak RSS, size on
   disk, normalisation);
 * ``utterances.csv``: id, audio, reference, duration, reference length, then a hypothesis and
-  an errors column per model (``hypothesis`` and ``errors`` for a single model, the seed's CSV).
+  an errors column per model (``hypothesis`` and ``errors`` for a single model, the seed's CSV);
+* ``report.html`` with ``--report html`` (see :mod:`whisper_tune.evaluate_html`).
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ from whisper_tune.data.dataset import ManifestDataset, check_audio_files
 from whisper_tune.data.manifest import Utterance, read_manifest
 from whisper_tune.errors import ManifestError, ModelError, WhisperTuneError
 from whisper_tune.eval_config import EvalConfig
-from whisper_tune.fsutil import atomic_dir
+from whisper_tune.evaluate_html import REPORT_FILE, render_report
+from whisper_tune.fsutil import atomic_dir, check_writable_dir
 from whisper_tune.inference import TranscribeOptions, load_transcriber
 from whisper_tune.inference.postprocess import join_text
 from whisper_tune.languages import check_task, default_metric, language_code
 from whisper_tune.models import model_name, resolve_ct2_model
+from whisper_tune.options import check_ranges
 from whisper_tune.resolve import resolve_hf_model
 from whisper_tune.text import (
     error_rate,
@@ -125,6 +128,8 @@ def evaluate_models(config: EvalConfig, progress: bool = True) -> list[EvalRepor
     """Transcribe every utterance of ``config.test_data`` with each model and score it; write
     the report folder (see the module docstring) and return one report per model."""
     check_task(config.task)
+    check_ranges(config, report_worst=config.report_worst >= 0)
+    check_writable_dir(_report_folder(config), "report")
     language = language_code(config.language)
     utterances, stats = read_manifest(
         config.test_data, config.min_audio_len, config.max_audio_len, config.skip_bad
@@ -411,3 +416,6 @@ def _write_report(reports: list[EvalReport], config: EvalConfig) -> None:
         )
         (tmp / "comparison.md").write_text(comparison_markdown(reports), encoding="utf-8")
         (tmp / "utterances.csv").write_text(buffer.getvalue(), encoding="utf-8")
+        if config.report == "html":
+            page = render_report(reports, comparison_rows(reports), config.report_worst)
+            (tmp / REPORT_FILE).write_text(page, encoding="utf-8")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from whisper_tune.errors import WhisperTuneError
 
 
 @contextlib.contextmanager
@@ -39,3 +42,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def check_writable_dir(target: str | Path, what: str) -> None:
+    """Raise a one-line error naming ``target`` unless ``atomic_dir(target)`` can write there
+    (checked before long work, so a bad path fails at once)."""
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryDirectory(dir=target.parent).cleanup()
+    except OSError as exc:
+        raise WhisperTuneError(
+            f"cannot write the {what} to {target}: {exc.strerror or exc}"
+        ) from None

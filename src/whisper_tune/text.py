@@ -80,14 +80,39 @@ def metric_units(text: str, metric: str) -> list[str]:
     raise ValueError(f"unknown metric {metric!r} (use cer or wer)")
 
 
-def count_errors(reference: list[str], hypothesis: list[str]) -> int:
-    """Substitutions + deletions + insertions between two unit lists (via jiwer)."""
-    if not reference:
-        return len(hypothesis)
-    if not hypothesis:
-        return len(reference)
+@dataclass(frozen=True)
+class Edit:
+    """One step of a hypothesis's alignment to its reference: ``equal``, ``substitute``
+    (as many units on both sides), ``delete`` (reference units only) or ``insert``."""
+
+    kind: str
+    reference: tuple[str, ...]
+    hypothesis: tuple[str, ...]
+
+
+def align_units(reference: list[str], hypothesis: list[str]) -> list[Edit]:
+    """The minimum-edit alignment of two unit lists (via jiwer) that the metric counts."""
+    if not reference or not hypothesis:
+        kind = "insert" if hypothesis else "delete"
+        return [Edit(kind, tuple(reference), tuple(hypothesis))] if reference or hypothesis else []
     out = jiwer.process_words(" ".join(reference), " ".join(hypothesis))
-    return out.substitutions + out.deletions + out.insertions
+    return [
+        Edit(
+            chunk.type,
+            tuple(reference[chunk.ref_start_idx : chunk.ref_end_idx]),
+            tuple(hypothesis[chunk.hyp_start_idx : chunk.hyp_end_idx]),
+        )
+        for chunk in out.alignments[0]
+    ]
+
+
+def count_errors(reference: list[str], hypothesis: list[str]) -> int:
+    """Substitutions + deletions + insertions between two unit lists."""
+    return sum(
+        max(len(edit.reference), len(edit.hypothesis))
+        for edit in align_units(reference, hypothesis)
+        if edit.kind != "equal"
+    )
 
 
 @dataclass(frozen=True)

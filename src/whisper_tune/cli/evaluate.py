@@ -18,7 +18,9 @@ without punctuation; --metric defaults to CER for zh/ja/ko/th..., WER otherwise.
 Prints a table (metric, RTF = processing seconds / audio seconds, peak RSS, size on disk per
 model) and writes to --output_dir: comparison.md and comparison.json (the table),
 summary.json (the first model's figures, every model's under "models") and utterances.csv
-(reference, then a hypothesis and an errors column per model).
+(reference, then a hypothesis and an errors column per model); --report html adds report.html,
+a self-contained page (no network) with the table, a bar chart of the metric and the
+--report_worst utterances with the most errors, each hypothesis diffed against the reference.
 """
 
 
@@ -37,8 +39,10 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from whisper_tune.evaluate import comparison_markdown, evaluate_models
+    from whisper_tune.evaluate_html import REPORT_FILE
 
-    reports = evaluate_models(config_from_args(EvalConfig, args))
+    config = config_from_args(EvalConfig, args)
+    reports = evaluate_models(config)
     for report in reports:
         print(
             f"{report.model}: {report.metric.upper()} {report.score:.5f} on "
@@ -47,5 +51,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     print(comparison_markdown(reports), end="")
     folder = reports[0].report_dir
-    print(f"report: {folder}/comparison.md, {folder}/summary.json, {folder}/utterances.csv")
+    files = ["comparison.md", "summary.json", "utterances.csv"]
+    files += [REPORT_FILE] if config.report == "html" else []
+    print("report: " + ", ".join(f"{folder}/{name}" for name in files))
     return 0

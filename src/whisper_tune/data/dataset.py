@@ -16,10 +16,11 @@ import torch
 
 from whisper_tune.audio import SAMPLE_RATE, load_audio
 from whisper_tune.data.manifest import Utterance
-from whisper_tune.data.targets import TargetBuilder
+from whisper_tune.data.targets import IGNORE, TargetBuilder
 from whisper_tune.errors import ManifestError, WhisperTuneError
 
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+Prompts = Callable[[Utterance, np.random.Generator], "str | None"]
 
 
 @dataclass
@@ -32,6 +33,7 @@ class SampleMaker:
     timestamp_ratio: float = 0.5
     augment: Augment | None = None
     seed: int = 0
+    prompts: Prompts | None = None  # a data.prompts.PromptPicker for --prompt_ratio
 
     def __call__(self, utterance: Utterance, audio: np.ndarray, index: int) -> dict:
         rng = np.random.default_rng((self.seed, index))
@@ -39,7 +41,8 @@ class SampleMaker:
             audio = self.augment(audio, rng)
         seconds = len(audio) / SAMPLE_RATE
         use_timestamps = self.timestamps and rng.random() < self.timestamp_ratio
-        target = self.targets.build(utterance, use_timestamps, seconds)
+        previous_text = self.prompts(utterance, rng) if self.prompts is not None else None
+        target = self.targets.build(utterance, use_timestamps, seconds, previous_text)
         features = self.feature_extractor(
             audio, sampling_rate=SAMPLE_RATE, return_tensors="np"
         ).input_features[0]
@@ -80,6 +83,33 @@ class ManifestDataset(torch.utils.data.Dataset):
         except WhisperTuneError as exc:
             return bad_sample(utterance, exc)
         return self.make_sample(utterance, audio, index)
+
+
+class ReplayMix(torch.utils.data.Dataset):
+    """The training set plus general speech (``--replay_data``) making ``ratio`` of the samples.
+
+    Every domain sample stays (an epoch still sees each once); replay samples are added until
+    they are ``ratio`` of the whole, taken from the replay set in a seeded random order (cycled
+    when more are needed than it holds). The Trainer's sampler shuffles the mix.
+    """
+
+    def __init__(
+        self, domain: ManifestDataset, replay: ManifestDataset, ratio: float, seed: int
+    ) -> None:
+        self.domain = domain
+        self.replay = replay
+        extra = round(len(domain) * ratio / (1 - ratio))
+        order = np.random.default_rng(seed).permutation(len(replay))
+        self.replay_indices = [int(order[i % len(replay)]) for i in range(extra)]
+        self.utterances = domain.utterances + [replay.utterances[i] for i in self.replay_indices]
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, index: int) -> dict:
+        if index < len(self.domain):
+            return self.domain[index]
+        return self.replay[self.replay_indices[index - len(self.domain)]]
 
 
 class ShardStream(torch.utils.data.IterableDataset):
@@ -148,7 +178,7 @@ class Collator:
             )
         width = max(len(s["labels"]) for s in good)
         inputs = torch.full((len(good), width), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(good), width), -100, dtype=torch.long)
+        labels = torch.full((len(good), width), IGNORE, dtype=torch.long)
         for row, sample in enumerate(good):
             n = len(sample["labels"])
             inputs[row, :n] = torch.tensor(sample["decoder_input_ids"])

@@ -7,7 +7,9 @@ A line looks like::
      "sentences": [{"start": 0, "end": 1.4, "text": "近几年，"}, ...]}
 
 Relative audio paths resolve against the manifest's folder. An empty ``sentence`` marks a
-no-speech sample. Every problem is reported as ``file:line: problem``.
+no-speech sample. An optional ``prompt`` is the text said before this utterance, trained as
+Whisper's previous-text prompt (``--prompt_ratio``). Every problem is reported as
+``file:line: problem``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Utterance:
     language: str | None = None
     sentences: tuple[TimedText, ...] = ()
     source: str = ""  # "file:line", for error messages
+    prompt: str | None = None  # previous text for Whisper's <|startofprev|> prompt
 
     @property
     def is_no_speech(self) -> bool:
@@ -66,6 +69,8 @@ class Utterance:
             record["duration"] = round(self.duration, 3)
         if self.language:
             record["language"] = self.language
+        if self.prompt is not None:
+            record["prompt"] = self.prompt
         return record
 
 
@@ -124,6 +129,9 @@ def parse_record(record: object, base_dir: Path, where: str) -> Utterance:
             language = language_code(language)
         except WhisperTuneError as exc:
             raise ManifestError(f"{where}: {exc}") from None
+    prompt = record.get("prompt")
+    if prompt is not None and not isinstance(prompt, str):
+        raise ManifestError(f"{where}: field 'prompt' must be a string (the previous text)")
     resolved = Path(path).expanduser()
     if not resolved.is_absolute():
         resolved = base_dir / resolved
@@ -136,6 +144,7 @@ def parse_record(record: object, base_dir: Path, where: str) -> Utterance:
         language=language,
         sentences=_parse_sentences(record.get("sentences"), where),
         source=where,
+        prompt=prompt,
     )
 
 

@@ -8,6 +8,10 @@ shifted left). Two details the seed got wrong are handled here:
   end the transcript immediately, so silence decodes to nothing.
 * With timestamps on, a share of samples keeps plain ``<|notimestamps|>`` targets and the rest
   gets ``<|t0|> text <|t1|>`` targets, so the model keeps both skills.
+
+A sample may also start with a previous-text prompt, ``<|startofprev|> prompt tokens``, before
+``<|startoftranscript|>``, as Whisper was trained and as ``--initial_prompt`` decodes; the prompt
+is context only, so its label positions are ignored (``IGNORE``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from whisper_tune.data.manifest import TimedText, Utterance
 TIME_PRECISION = 0.02
 MAX_TIMESTAMP = 30.0
 MAX_TARGET_TOKENS = 448
+# openai/whisper keeps the last n_text_ctx // 2 - 1 prompt tokens
+MAX_PROMPT_TOKENS = MAX_TARGET_TOKENS // 2 - 1
+IGNORE = -100  # label of a position the loss skips (prompt, padding)
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class SpecialTokens:
 
     sot: int
     eot: int
+    prev: int
     no_timestamps: int
     no_speech: int
     timestamp_begin: int
@@ -48,6 +56,7 @@ class SpecialTokens:
         return cls(
             sot=token_id("<|startoftranscript|>"),
             eot=token_id("<|endoftext|>"),
+            prev=token_id("<|startofprev|>"),
             no_timestamps=token_id("<|notimestamps|>"),
             no_speech=token_id("<|nospeech|>", "<|nocaptions|>"),
             timestamp_begin=timestamp_begin,
@@ -93,7 +102,31 @@ class TargetBuilder:
             tokens.append(self.special.no_timestamps)
         return tokens
 
-    def build(self, utterance: Utterance, timestamps: bool, audio_seconds: float) -> Target:
+    def build(
+        self,
+        utterance: Utterance,
+        timestamps: bool,
+        audio_seconds: float,
+        previous_text: str | None = None,
+    ) -> Target:
+        """The target of ``utterance``, after a ``previous_text`` prompt when one is given."""
+        target = self._transcript(utterance, timestamps, audio_seconds)
+        return self._with_prompt(target, previous_text) if previous_text else target
+
+    def _with_prompt(self, target: Target, text: str) -> Target:
+        """``<|startofprev|>`` + the prompt's last tokens (as many as fit) before ``target``."""
+        room = min(MAX_PROMPT_TOKENS, MAX_TARGET_TOKENS - len(target.decoder_input_ids) - 1)
+        tokens = self._text(text)[-room:] if room > 0 else []
+        if not tokens:
+            return target
+        prefix = [self.special.prev, *tokens]
+        return Target(
+            prefix + target.decoder_input_ids,
+            [IGNORE] * len(prefix) + target.labels,
+            target.truncated,
+        )
+
+    def _transcript(self, utterance: Utterance, timestamps: bool, audio_seconds: float) -> Target:
         language = utterance.language or self.language
         if utterance.is_no_speech:
             prompt = self.prompt(language, timestamps=False)

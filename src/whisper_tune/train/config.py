@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,8 @@ RUN_CONFIG = "run_config.json"
 # argument groups of ``whisper-tune finetune --help``
 DATA, MODEL, TRAINING = "data", "model and adapter", "training"
 SELECTION = "checkpoint selection"
+KEEP = "keeping what the base model knows"
+DEFAULT_REPLAY_RATIO = 0.25
 
 
 @dataclass
@@ -89,6 +92,33 @@ class FinetuneConfig:
     timestamp_ratio: float = option(
         0.5, help="share of samples with timestamped targets when --timestamps is on", group=DATA
     )
+    prompt_ratio: float = option(
+        0.2,
+        help="share of samples trained with a previous-text prompt (<|startofprev|> + the "
+        "line's 'prompt', else the previous segment of the same recording, else another "
+        "line's sentence; not in the loss), so --initial_prompt and --hotwords keep steering "
+        "the model. 0.2: most decoding runs without a prompt, so most samples train that",
+        group=KEEP,
+    )
+    kl_weight: float = option(
+        0.0,
+        help="weight of KL(base || adapted) on the label tokens: one extra no-grad forward with "
+        "the adapter disabled per batch (no backward pass) keeps the output distribution "
+        "close to the base model's (off by default until measured)",
+        group=KEEP,
+    )
+    replay_data: str | None = option(
+        None,
+        help="manifest of general speech mixed into training (--replay_ratio) so the model "
+        "keeps what it knew; replay samples get --prompt_ratio and --kl_weight too",
+        group=KEEP,
+    )
+    replay_ratio: float | None = option(
+        None,
+        help="share of training samples from --replay_data, in [0, 1) (default "
+        f"{DEFAULT_REPLAY_RATIO} with --replay_data); added to the domain samples, which all stay",
+        group=KEEP,
+    )
     min_audio_len: float = option(0.5, help="skip clips shorter (seconds)", group=DATA)
     max_audio_len: float = option(30.0, help="skip clips longer (seconds)", group=DATA)
     skip_bad: bool = option(
@@ -114,7 +144,17 @@ class FinetuneConfig:
     adalora_init_r: int = option(12, help="AdaLoRA initial rank", group=MODEL)
     adalora_target_r: int = option(4, help="AdaLoRA average target rank", group=MODEL)
     learning_rate: float = option(1e-3, help="peak learning rate", group=TRAINING)
-    warmup_steps: int = option(50, help="linear warm-up steps", group=TRAINING)
+    warmup_ratio: float = option(
+        0.1,
+        help="share of the optimizer steps spent in linear warm-up: 0.1 keeps a short run on a "
+        "small domain set (100 clips, a few dozen steps) mostly at the working learning rate "
+        "and lets it decay before the final checkpoint, where the seed's fixed 50 steps made "
+        "the whole run warm-up",
+        group=TRAINING,
+    )
+    warmup_steps: int | None = option(
+        None, help="linear warm-up steps; given, it wins over --warmup_ratio", group=TRAINING
+    )
     num_train_epochs: float = option(3.0, help="epochs over the train data", group=TRAINING)
     max_steps: int = option(
         -1,
@@ -200,6 +240,22 @@ class FinetuneConfig:
         if self.freeze_encoder_layers is None:
             return num_layers // 2
         return min(self.freeze_encoder_layers, num_layers)
+
+    def warmup_for(self, total_steps: int) -> int:
+        """Warm-up steps of a ``total_steps`` run: ``warmup_steps`` when given, else
+        ``warmup_ratio`` of the run (rounded up, as transformers does); never the whole run."""
+        steps = (
+            self.warmup_steps
+            if self.warmup_steps is not None
+            else math.ceil(self.warmup_ratio * total_steps)
+        )
+        return min(steps, max(0, total_steps - 1))
+
+    def replay_share(self) -> float:
+        """``replay_ratio``, or its default when only ``replay_data`` is given."""
+        if self.replay_ratio is not None:
+            return self.replay_ratio
+        return DEFAULT_REPLAY_RATIO if self.replay_data else 0.0
 
     def save(self, directory: str | Path, **facts) -> None:
         """Write ``run_config.json`` (the config plus run facts such as the resolved model)."""

@@ -13,7 +13,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -21,11 +21,13 @@ import torch
 from whisper_tune.data.dataset import (
     Collator,
     ManifestDataset,
+    ReplayMix,
     SampleMaker,
     ShardStream,
     check_audio_files,
 )
-from whisper_tune.data.manifest import read_manifest
+from whisper_tune.data.manifest import Utterance, read_manifest
+from whisper_tune.data.prompts import PromptPicker
 from whisper_tune.data.targets import TargetBuilder
 from whisper_tune.errors import WhisperTuneError
 from whisper_tune.fsutil import atomic_dir
@@ -37,12 +39,13 @@ from whisper_tune.text import scoring_options
 from whisper_tune.train.adapters import attach_adapter
 from whisper_tune.train.callbacks import AdaLoraBudgetCallback, RunConfigCallback
 from whisper_tune.train.config import FinetuneConfig
+from whisper_tune.train.distill import DistillingTrainer
 from whisper_tune.train.encoder_cache import (
     EncoderStateCache,
     cache_size_bytes,
     run_from_cached_states,
 )
-from whisper_tune.train.metric_eval import CheckpointRule, GenerationScorer, SelectingTrainer
+from whisper_tune.train.metric_eval import CheckpointRule, GenerationScorer
 from whisper_tune.train.resume import check_resume
 from whisper_tune.train.selection import records_from_log
 
@@ -134,7 +137,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     if rule.base_regression is not None:
         facts[f"base_regression_{rule.metric}"] = rule.base_regression
 
-    trainer = SelectingTrainer(
+    trainer = DistillingTrainer(
         model=model,
         args=_training_arguments(config, run_dir, total_steps, eval_set is not None, world_size),
         train_dataset=train_set,
@@ -142,6 +145,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         data_collator=collator,
         callbacks=callbacks,
         rule=rule,
+        kl_weight=config.kl_weight,
     )
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
@@ -209,8 +213,18 @@ def _check_hardware(config: FinetuneConfig) -> None:
         config,
         eval_max_samples=config.eval_max_samples >= 1,
         max_regression=config.max_regression >= 0,
+        warmup_ratio=0 <= config.warmup_ratio < 1,
+        warmup_steps=(config.warmup_steps or 0) >= 0,
+        prompt_ratio=0 <= config.prompt_ratio <= 1,
+        kl_weight=config.kl_weight >= 0,
+        replay_ratio=0 <= config.replay_share() < 1,
         freeze_encoder_layers=(config.freeze_encoder_layers or 0) >= 0,
     )
+    if config.replay_share() > 0 and not config.replay_data:
+        raise WhisperTuneError(
+            f"--replay_ratio {config.replay_ratio} mixes general speech into training: "
+            "it needs --replay_data (a manifest)"
+        )
     if config.regression_data and not config.test_data:
         raise WhisperTuneError("--regression_data is scored at each eval: it needs --test_data")
     if config.test_data and config.save_steps % config.eval_steps:
@@ -234,6 +248,11 @@ def _training_data(config: FinetuneConfig, make_sample: SampleMaker, world: int)
     if is_sharded_corpus(config.train_data):
         if config.max_steps <= 0:
             raise WhisperTuneError("training from shards streams the corpus: set --max_steps")
+        if config.replay_data:
+            raise WhisperTuneError(
+                "--replay_data mixes a manifest into a manifest training set; "
+                "with shards, add the general speech to the shards instead"
+            )
         samples = (
             config.max_steps
             * config.per_device_train_batch_size
@@ -242,34 +261,52 @@ def _training_data(config: FinetuneConfig, make_sample: SampleMaker, world: int)
         )
         stream = ShardStream(
             config.train_data,
-            make_sample,
+            _with_prompts(make_sample, [], config),  # streamed: the lines' own prompts only
             samples,
             config.min_audio_len,
             config.max_audio_len,
             config.shuffle_buffer,
         )
         return stream, config.max_steps * config.per_device_train_batch_size
+    utterances = _read_utterances(config.train_data, config, "train")
+    domain = ManifestDataset(utterances, _with_prompts(make_sample, utterances, config))
+    if not config.replay_data:
+        return domain, len(domain)
+    general = _read_utterances(config.replay_data, config, "replay")
+    replay = ManifestDataset(general, _with_prompts(make_sample, general, config))
+    mixed = ReplayMix(domain, replay, config.replay_share(), config.seed)
+    print(f"training on {len(domain)} domain + {len(mixed) - len(domain)} replay samples")
+    return mixed, len(mixed)
+
+
+def _with_prompts(
+    make_sample: SampleMaker, utterances: list[Utterance], config: FinetuneConfig
+) -> SampleMaker:
+    """``make_sample`` giving ``--prompt_ratio`` of the samples a previous-text prompt."""
+    if not config.prompt_ratio:
+        return make_sample
+    return replace(make_sample, prompts=PromptPicker(utterances, config.prompt_ratio))
+
+
+def _read_utterances(
+    path: str, config: FinetuneConfig, role: str, limit: int | None = None
+) -> list[Utterance]:
+    """A manifest's utterances (its first ``limit``) whose audio exists; none is an error."""
     utterances, stats = read_manifest(
-        config.train_data, config.min_audio_len, config.max_audio_len, config.skip_bad
+        path, config.min_audio_len, config.max_audio_len, config.skip_bad
     )
-    print(f"train data {config.train_data}: {stats.summary()}")
-    utterances = check_audio_files(utterances, config.skip_bad)
+    print(f"{role} data {path}: {stats.summary()}")
+    utterances = check_audio_files(utterances, config.skip_bad)[:limit]
     if not utterances:
-        raise WhisperTuneError(f"{config.train_data}: no utterances left to train on")
-    return ManifestDataset(utterances, make_sample), len(utterances)
+        raise WhisperTuneError(f"{path}: no utterances left in the {role} data")
+    return utterances
 
 
 def _eval_data(
     path: str, config: FinetuneConfig, make_sample: SampleMaker, limit: int | None = None
 ) -> ManifestDataset:
     """An evaluation manifest (its first ``limit`` utterances) with plain targets."""
-    utterances, stats = read_manifest(
-        path, config.min_audio_len, config.max_audio_len, config.skip_bad
-    )
-    print(f"eval data {path}: {stats.summary()}")
-    utterances = check_audio_files(utterances, config.skip_bad)[:limit]
-    if not utterances:
-        raise WhisperTuneError(f"{path}: no utterances left to evaluate on")
+    utterances = _read_utterances(path, config, "eval", limit)
     plain = SampleMaker(make_sample.feature_extractor, make_sample.targets, seed=config.seed)
     return ManifestDataset(utterances, plain)
 
@@ -323,7 +360,7 @@ def _can_cache_encoder(config: FinetuneConfig, train_set, eval_set, model_config
     """Encode each clip once when the audio is fixed between epochs and the cache fits."""
     if not config.cache_encoder_outputs:
         return False
-    if config.augment_config_path or not isinstance(train_set, ManifestDataset):
+    if config.augment_config_path or not isinstance(train_set, (ManifestDataset, ReplayMix)):
         return False
     clips = len(train_set) + (len(eval_set) if eval_set is not None else 0)
     needed = cache_size_bytes(clips, model_config)
@@ -360,7 +397,7 @@ def _training_arguments(
         per_device_eval_batch_size=config.per_device_eval_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         learning_rate=config.learning_rate,
-        warmup_steps=min(config.warmup_steps, max(0, total_steps - 1)),
+        warmup_steps=config.warmup_for(total_steps),
         num_train_epochs=config.num_train_epochs,
         max_steps=total_steps,
         logging_steps=config.logging_steps,
