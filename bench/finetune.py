@@ -16,9 +16,11 @@ learning rate for three trainers, each repetition a fresh process (so peak RSS i
   output computed once and cached).
 
 Reported: samples/s end to end (model load to saved adapter) and of the training loop alone,
-peak RSS, first and final training loss, and the loss and WER each adapter reaches on
-held-out clips. ``--profile`` also samples one run of each trainer with py-spy and splits
-its time into phases (feature extraction, encoder/decoder forward, backward, optimizer...).
+peak RSS, first and final training loss, the loss and WER each adapter reaches on
+held-out clips, and its WER on the recorded English speech shipped in the package (general
+speech the training did not see). ``--profile`` also samples one run of each trainer with
+py-spy and splits its time into phases (feature extraction, encoder/decoder forward,
+backward, optimizer...).
 
 Usage: ``python -m bench.finetune [--smoke] [--profile] [--output FILE]``.
 """
@@ -225,13 +227,10 @@ def _trained(spec, wall: float, loop: float, losses, adapter: Path, steps: int) 
 
 
 def score(adapter: str | None, heldout: str) -> dict:
-    """Teacher-forced loss (whisper-tune's targets) and greedy WER of base (+ adapter)."""
-    import torch
-
-    from bench.speech import word_error_rate
-    from whisper_tune.data.dataset import Collator, ManifestDataset, SampleMaker
+    """Teacher-forced loss (whisper-tune's targets) and greedy WER of base (+ adapter) on the
+    held-out clips; greedy WER on the recorded speech."""
     from whisper_tune.data.manifest import read_manifest
-    from whisper_tune.data.targets import TargetBuilder
+    from whisper_tune.data.real_speech import real_speech
     from whisper_tune.models import load_processor, load_whisper
     from whisper_tune.resolve import resolve_hf_model
 
@@ -243,7 +242,22 @@ def score(adapter: str | None, heldout: str) -> dict:
 
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     model.eval()
-    utterances, _ = read_manifest(heldout)
+    loss, wer = _loss_and_wer(model, processor, read_manifest(heldout)[0])
+    return {
+        "heldout_loss": round(loss, 4),
+        "heldout_wer": round(wer, 4),
+        "real_wer": round(_loss_and_wer(model, processor, real_speech())[1], 4),
+    }
+
+
+def _loss_and_wer(model, processor, utterances) -> tuple[float, float]:
+    """Teacher-forced loss and greedy WER of ``model`` on ``utterances``, in one batch."""
+    import torch
+
+    from bench.speech import word_error_rate
+    from whisper_tune.data.dataset import Collator, ManifestDataset, SampleMaker
+    from whisper_tune.data.targets import TargetBuilder
+
     make = SampleMaker(processor.feature_extractor, TargetBuilder(processor.tokenizer, None))
     samples = [ManifestDataset(utterances, make)[i] for i in range(len(utterances))]
     batch = Collator(processor.tokenizer.convert_tokens_to_ids("<|endoftext|>"))(samples)
@@ -252,10 +266,7 @@ def score(adapter: str | None, heldout: str) -> dict:
         tokens = model.generate(batch["input_features"], num_beams=1, max_new_tokens=96)
     hypothesis = " ".join(processor.tokenizer.batch_decode(tokens, skip_special_tokens=True))
     reference_text = " ".join(u.sentence for u in utterances)
-    return {
-        "heldout_loss": round(loss, 4),
-        "heldout_wer": round(word_error_rate(reference_text, hypothesis), 4),
-    }
+    return loss, word_error_rate(reference_text, hypothesis)
 
 
 def probe(spec: dict) -> dict:
@@ -446,6 +457,7 @@ def summarize(trainer: str, results: list[dict]) -> dict:
         "final_loss": first["final_loss"],
         "heldout_loss": first.get("heldout_loss"),
         "heldout_wer": first.get("heldout_wer"),
+        "real_wer": first.get("real_wer"),
     }
 
 
@@ -479,12 +491,15 @@ def tables(record: dict) -> list[str]:
             t["final_loss"],
             t["heldout_loss"],
             t["heldout_wer"],
+            t["real_wer"],
         ]
         for t in record["trainers"]
     ]
     if "base_model_score" in record:
         base = record["base_model_score"]
-        rows.append(["(base model)", *[""] * 6, base["heldout_loss"], base["heldout_wer"]])
+        rows.append(
+            ["(base model)", *[""] * 6, base["heldout_loss"], base["heldout_wer"], base["real_wer"]]
+        )
     out = [
         markdown_table(
             [
@@ -497,6 +512,7 @@ def tables(record: dict) -> list[str]:
                 "final loss",
                 "held-out loss",
                 "held-out WER",
+                "recorded-speech WER",
             ],
             rows,
         ),
