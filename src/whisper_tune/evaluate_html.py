@@ -26,7 +26,7 @@ h1 { font-size: 22px; margin: 0 0 4px } h2 { font-size: 18px; margin: 28px 0 8px
 th, td { border: 1px solid #ccd0d4; padding: 4px 8px; text-align: left; vertical-align: top }
 th { background: #f0f2f4 } td.num { text-align: right; font-variant-numeric: tabular-nums }
 svg text { font: 13px system-ui, sans-serif; fill: #1d2327 } .bar { fill: #3b7dd8 }
-.utt td:first-child { white-space: nowrap } .diff { font-family: ui-monospace, monospace }
+#worst td:first-child { white-space: nowrap } .diff { font-family: ui-monospace, monospace }
 .ins { background: #c8f0cf; color: #0a5c1a; text-decoration: underline }
 .del { background: #fbd3d0; color: #8c1b13; text-decoration: line-through }
 .sub { background: #fde9b0; color: #6b4a00 } .sub s { color: #8c1b13; margin-right: 3px }
