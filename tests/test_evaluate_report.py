@@ -136,3 +136,15 @@ def test_report_folder_that_cannot_be_written_is_a_one_line_error(english_clip, 
     error = printed.err.strip()
     assert "\n" not in error and "cannot write the report to" in error
     assert str(blocker / "report") in error
+
+
+def test_cer_report_diffs_characters():
+    """A CER report aligns characters, as the metric counts them, and marks each edit."""
+    from whisper_tune.evaluate import EvalReport, UtteranceResult, comparison_rows
+    from whisper_tune.evaluate_html import render_report
+
+    rows = [UtteranceResult("1", "a.wav", "今天天气很好", "今天天汽很好啊", 2, 6, 1.0)]
+    report = EvalReport("cer", 2 / 6, 1, 2, 6, 1.0, 1.0, 1.0, "base", "zh.jsonl", rows=rows)
+    page = render_report([report], comparison_rows([report]), 20)
+    assert '今天天<span class="sub"><s>气</s>汽</span>很好<span class="ins">啊</span>' in page
+    assert "CER (lower is better)" in page and "33.33%" in page
