@@ -309,3 +309,49 @@ def test_kl_term_uses_the_base_model_with_the_adapter_disabled(
         replayed += sum(text.strip() in GENERAL for text in texts)
     assert prompted and replayed, (prompted, replayed)
     assert _learning_rates(result) == pytest.approx(learning_rates)
+
+
+@pytest.mark.slow
+def test_initial_prompt_still_fixes_a_name_after_fine_tuning_with_prompts(tmp_path):
+    """Bundled tiny.en writes "Kowalczyk" as "Cowalkzick" unless the prompt spells it; after a
+    short fine-tune on other sentences with the default --prompt_ratio, the prompt still fixes
+    it. (Measured with this recipe: --prompt_ratio 0.5 or 1 made the prompted decode drop
+    "We met Kowalczyk" and print only "at the station"; 1 at lr 1e-4 kept it.)"""
+    from peft import PeftModel
+
+    from whisper_tune.resolve import bundled_hf_dir
+
+    sentences = [
+        "the valve on line three is open",
+        "check the pressure before lunch",
+        "the pump in hall two is running",
+        "close the gate after the last truck",
+    ]
+    lines = []
+    for i, text in enumerate(sentences):
+        write_wav(tmp_path / f"{i}.wav", synthesize(text, "en", seed=i))
+        lines.append({"audio": {"path": f"{i}.wav"}, "sentence": text})
+    model_dir = bundled_hf_dir("tiny.en")
+    result = finetune(
+        _config(
+            _write_manifest(tmp_path / "train.jsonl", lines),
+            model_dir,
+            tmp_path / "out",
+            max_steps=6,
+            learning_rate=1e-3,
+            freeze_encoder=True,
+        )
+    )
+    processor = WhisperProcessor.from_pretrained(model_dir)
+    tuned = PeftModel.from_pretrained(load_whisper(str(model_dir)), result.final_checkpoint)
+    tuned = tuned.merge_and_unload().eval()
+    audio = synthesize("We met Kowalczyk at the station.", "en", seed=0)
+    features = processor(audio, sampling_rate=16000, return_tensors="pt").input_features
+
+    def transcribe(**options) -> str:
+        tokens = tuned.generate(features, num_beams=1, **options)
+        return processor.batch_decode(tokens, skip_special_tokens=True)[0]
+
+    assert "Kowalczyk" not in transcribe()
+    prompt = processor.get_prompt_ids("Kowalczyk", return_tensors="pt")
+    assert "Kowalczyk" in transcribe(prompt_ids=prompt)
