@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from whisper_tune.engine_settings import ENGINES
+from whisper_tune.engine_settings import ENGINES, FILE_BATCH_SIZE
 from whisper_tune.options import TASKS, option
 
 # the transcript normalisation before scoring: evaluate's and finetune's (checkpoint metric)
@@ -44,7 +44,9 @@ class EvalConfig:
         choices=ENGINES,
     )
     compute_type: str = option(
-        "default", help="ct2: int8, float32...; transformers: float32, float16, bfloat16"
+        "default",
+        help="ct2: int8, float32... (default: int8 on a CPU, as transcribe); transformers: "
+        "float32, float16, bfloat16 (default: float32)",
     )
     metric: str | None = option(
         None,
@@ -59,7 +61,10 @@ class EvalConfig:
     )
     task: str = option("transcribe", help="decoder task", choices=TASKS)
     batch_size: int = option(
-        1, help="windows decoded together, as transcribe's --batch_size (1: one at a time)"
+        FILE_BATCH_SIZE,
+        help="clips decoded together, as transcribe's --batch_size: ct2 decodes clips of up "
+        "to 30 s in one encoder pass and one beam search (other engines one at a time; 1: "
+        "one at a time); a longer clip's windows this many at a time",
     )
     num_workers: int = option(2, help="DataLoader worker processes reading the audio")
     num_beams: int = option(1, help="beam size (1 = greedy); --beam_size is the same")

@@ -29,6 +29,7 @@ import json
 import resource
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from whisper_tune.eval_config import EvalConfig
 from whisper_tune.evaluate_html import REPORT_FILE, render_report
 from whisper_tune.fsutil import atomic_dir, check_writable_dir
 from whisper_tune.inference import TranscribeOptions, load_transcriber
+from whisper_tune.inference.batching import is_short, transcribe_short
 from whisper_tune.inference.postprocess import join_text
 from whisper_tune.languages import check_task, default_metric, language_code
 from whisper_tune.models import model_name, resolve_ct2_model
@@ -82,6 +84,7 @@ class EvalReport:
     model: str
     test_data: str
     engine: str = ""
+    compute_type: str = ""  # what the engine computes in ("default" resolved)
     normalization: str = ""
     peak_rss_mb: float | None = None
     size_mb: float | None = None
@@ -101,6 +104,7 @@ class _Decoded:
 
     model: str
     engine: str
+    compute_type: str
     texts: dict[int, str]
     languages: dict[int, str]
     seconds: dict[int, float]
@@ -181,24 +185,23 @@ def _decode(
     started = time.perf_counter()
     label = model_name(reference)
     bar = tqdm(total=len(utterances), desc=label, unit="utt", disable=not progress)
-    for batch in loader:
-        for sample in _drop_bad(batch, config.skip_bad, bar):
-            index = sample["index"]
-            asked = utterances[index].language or language
-            segments, info = transcriber.transcribe(
-                sample["audio"], dataclasses.replace(options, language=asked)
-            )
-            texts[index] = join_text(segments, info.language)
-            languages[index] = info.language
-            seconds[index] = sample["seconds"]
-        bar.update(len(batch))
+    for group in _groups(loader, config, bar):
+        for sample, (segments, info) in _transcribe_samples(
+            transcriber, group, utterances, language, options
+        ):
+            texts[sample["index"]] = join_text(segments, info.language)
+            languages[sample["index"]] = info.language
+            seconds[sample["index"]] = sample["seconds"]
+        bar.update(len(group))
     bar.close()
     wall = time.perf_counter() - started
     engine = transcriber.engine
+    compute_type = getattr(transcriber, "compute_type", config.compute_type)
     del transcriber
     return _Decoded(
         model=reference,
         engine=engine,
+        compute_type=compute_type,
         texts=texts,
         languages=languages,
         seconds=seconds,
@@ -206,6 +209,41 @@ def _decode(
         peak_rss_mb=_peak_rss_mb(),
         size_mb=_size_mb(reference, engine, config.local_files_only),
     )
+
+
+def _groups(loader, config: EvalConfig, bar) -> Iterator[list[dict]]:
+    """The readable samples in groups of ``config.batch_size`` (unreadable ones counted)."""
+    pending: list[dict] = []
+    for batch in loader:
+        good = _drop_bad(batch, config.skip_bad, bar)
+        bar.update(len(batch) - len(good))
+        pending.extend(good)
+        if len(pending) >= max(1, config.batch_size):
+            yield pending
+            pending = []
+    if pending:
+        yield pending
+
+
+def _transcribe_samples(
+    transcriber, samples: list[dict], utterances: list[Utterance], language, options
+):
+    """Each sample with its (segments, info): short clips asking for one language decoded
+    together (:func:`~whisper_tune.inference.batching.transcribe_short`), a clip longer than a
+    window alone."""
+    asked = [utterances[s["index"]].language or language for s in samples]
+    decoded: dict[int, tuple] = {}
+    for wanted in dict.fromkeys(asked):
+        group = [i for i, s in enumerate(samples) if asked[i] == wanted and is_short(s["audio"])]
+        wanted_options = dataclasses.replace(options, language=wanted)
+        found = transcribe_short(transcriber, [samples[i]["audio"] for i in group], wanted_options)
+        decoded.update(zip(group, found, strict=True))
+    for i, sample in enumerate(samples):
+        if i not in decoded:
+            decoded[i] = transcriber.transcribe(
+                sample["audio"], dataclasses.replace(options, language=asked[i])
+            )
+    return [(sample, decoded[i]) for i, sample in enumerate(samples)]
 
 
 def _check_vocabulary(
@@ -277,6 +315,7 @@ def _score(
                 model=run.model,
                 test_data=config.test_data,
                 engine=run.engine,
+                compute_type=run.compute_type,
                 normalization=normalization,
                 peak_rss_mb=run.peak_rss_mb,
                 size_mb=run.size_mb,

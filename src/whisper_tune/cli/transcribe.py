@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from whisper_tune.cli._args import add, add_bool, add_model_options, engine_settings
-from whisper_tune.engine_settings import EngineSettings
+from whisper_tune.engine_settings import FILE_BATCH_SIZE, EngineSettings
 
 COMMAND = "transcribe"
 HELP = "transcribe audio files or folders to JSON, text, SRT, VTT or TSV"
@@ -14,6 +14,8 @@ Transcribe audio of any length with a CTranslate2 model (faster-whisper) or a Hu
 Whisper (transformers); the engine follows the model directory unless --engine says.
 One file prints the seed's JSON ({language, duration, results: [{start, end, text}], text});
 several files or a folder print one JSON line per file, or write files with --output_dir.
+Short files (up to 30 s) are decoded several at a time (--batch_size); txt output decodes
+without timestamp tokens, every other format with them.
 A hallucination guard drops segments decoded from silence, repeated-phrase loops and
 degenerate text; --no_hallucination_guard keeps everything.
 """
@@ -36,8 +38,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         parser,
         "--batch_size",
         type=int,
-        default=1,
-        help="windows decoded together (>1: batched long-form decoding of 30 s windows)",
+        default=None,
+        help=f"windows decoded together. Files of at most 30 s: N files at a time (default "
+        f"{FILE_BATCH_SIZE}) in one encoder pass and one beam search (ct2 engine; transformers "
+        "and whisper.cpp decode files one by one); a window whose text fails the thresholds is "
+        "decoded again alone with the temperature fallback, so results equal one-by-one "
+        "decoding. Longer files: N of their 30 s windows at a time (default 1: sequential, "
+        "each window conditioned on the text before it; >1 batched long-form: no previous-text "
+        "conditioning, first temperature only). Nothing is ever conditioned across files",
     )
     add_bool(parser, "--word_timestamps", False, "word times (either engine; see verbose_json)")
     add(parser, "--initial_prompt", default=None, help="text that conditions the first window")
@@ -121,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
             language=args.language,
             task=args.task,
             beam_size=args.beam_size,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size or 1,
             vad_filter=args.vad_filter,
             word_timestamps=args.word_timestamps or subtitles.uses_words,
             initial_prompt=args.initial_prompt,
@@ -133,5 +141,6 @@ def _run(args: argparse.Namespace) -> int:
         OutputSettings(
             output_dir=args.output_dir, output_format=args.output_format, subtitles=subtitles
         ),
+        file_batch=args.batch_size or FILE_BATCH_SIZE,
     )
     return 0

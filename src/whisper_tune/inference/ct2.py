@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from whisper_tune.inference.types import Segment, TranscribeOptions, Transcripti
 from whisper_tune.languages import check_task, language_code
 
 BLOCK_SAMPLES = 4 * WINDOW_SAMPLES  # faster-whisper gets long audio in ~2-minute blocks
+_MAX_INITIAL_TIMESTAMP_INDEX = 50  # faster-whisper's max_initial_timestamp 1.0 s / 0.02 s
 
 
 class CT2Transcriber:
@@ -51,6 +52,7 @@ class CT2Transcriber:
                 )
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"cannot load CTranslate2 model {self.model_dir}: {exc}") from None
+        self.compute_type = self.model.model.compute_type  # what "default" resolved to
         self.batched = BatchedInferencePipeline(self.model)
         self.timestamp_begin = self.model.hf_tokenizer.token_to_id("<|notimestamps|>") + 1
 
@@ -109,6 +111,147 @@ class CT2Transcriber:
         )
         return segments, info
 
+    def transcribe_batch(
+        self, audios: Sequence[np.ndarray], options: TranscribeOptions
+    ) -> list[tuple[tuple[Segment, ...], TranscriptionInfo]]:
+        """Decode several clips of at most one window (30 s) each, from different files, in
+        one feature pass, one encoder pass and one ``generate`` call; one result per clip, in
+        order, the same as :meth:`transcribe` gives each alone on clean speech.
+
+        Each clip's language is detected from its own window when ``options.language`` is not
+        given. A clip whose text fails the compression-ratio or log-probability threshold (and
+        is not silence) is decoded again alone by :meth:`transcribe`, with its temperature
+        fallback, as is a clip whose timestamps leave audio undecoded. Word timestamps, VAD,
+        ``options.extra`` and a first temperature above 0 are decoded alone too.
+        """
+        check_task(options.task)
+        policy = options.policy()
+        alone = dataclasses.replace(options, batch_size=1)  # one window: sequential decoding
+        if not can_batch(options, policy) or any(len(a) > WINDOW_SAMPLES for a in audios):
+            return [_collect(*self.transcribe(audio, alone)) for audio in audios]
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        model = self.model
+        windows = [_window_features(model, audio) for audio in audios]
+        encoded = model.encode(np.stack([features for features, _ in windows]))
+        languages = self._languages(encoded, options.language)
+        tokenizers = [
+            Tokenizer(model.hf_tokenizer, self.is_multilingual, options.task, language)
+            for language, _ in languages
+        ]
+        prompt = (
+            tokenizers[0].encode(" " + policy.initial_prompt.strip())
+            if policy.initial_prompt
+            else []
+        )
+        prompts = [
+            model.get_prompt(
+                tokenizer,
+                prompt,
+                without_timestamps=not options.timestamps,
+                hotwords=policy.hotwords,
+            )
+            for tokenizer in tokenizers
+        ]
+        results = model.model.generate(
+            encoded,
+            prompts,
+            beam_size=options.beam_size,
+            max_length=model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_tokens=get_suppressed_tokens(tokenizers[0], [-1]),
+            max_initial_timestamp_index=_MAX_INITIAL_TIMESTAMP_INDEX,
+        )
+        decoded = []
+        for audio, (_, frames), tokenizer, result, (_, probability) in zip(
+            audios, windows, tokenizers, results, languages, strict=True
+        ):
+            segments = self._window_segments(audio, frames, tokenizer, result, options, policy)
+            if segments is None:  # re-decoded alone
+                decoded.append(_collect(*self.transcribe(audio, alone)))
+                continue
+            info = TranscriptionInfo(
+                language=tokenizer.language_code,
+                language_probability=probability,
+                duration=len(audio) / SAMPLE_RATE,
+                transcription_options=policy,
+            )
+            finished = finish_segments(
+                segments, options, self.timestamp_begin, policy, info.language
+            )
+            decoded.append((tuple(finished), info))
+        return decoded
+
+    def _languages(self, encoded, language: str | None) -> list[tuple[str, float]]:
+        """Each window's language and its probability: the one asked for (probability 1), "en"
+        for an English-only model, else the model's most likely language for the window."""
+        batch = encoded.shape[0]
+        if language or not self.is_multilingual:
+            return [(language_code(language) or "en", 1.0)] * batch
+        return [
+            (token[2:-2], float(probability))
+            for (token, probability), *_ in self.model.model.detect_language(encoded)
+        ]
+
+    def _window_segments(
+        self,
+        audio: np.ndarray,
+        frames: int,
+        tokenizer,
+        result,
+        options: TranscribeOptions,
+        policy: DecodingPolicy,
+    ) -> list[Segment] | None:
+        """The segments of one batched window (``frames`` of features long), as
+        faster-whisper's ``generate_segments`` makes them at the first temperature; None when
+        the window must be decoded again alone."""
+        from faster_whisper.transcribe import get_compression_ratio
+
+        tokens = result.sequences_ids[0]
+        cumulative = result.scores[0] * len(tokens)  # length penalty 1
+        avg_logprob = cumulative / (len(tokens) + 1)
+        text = tokenizer.decode(tokens).strip()
+        ratio = get_compression_ratio(text)
+        silence = policy.hallucination_guard and policy.is_silence(
+            result.no_speech_prob, avg_logprob
+        )
+        fails = ratio > policy.compression_ratio_threshold or (
+            avg_logprob < policy.log_prob_threshold
+        )
+        if fails and not silence and len(policy.temperature) > 1:
+            return None
+        if silence:
+            return []
+        duration = len(audio) / SAMPLE_RATE
+        pieces, seek, _ = self.model._split_segments_by_timestamps(
+            tokenizer=tokenizer,
+            tokens=tokens,
+            time_offset=0.0,
+            segment_size=frames,
+            segment_duration=frames * self.model.feature_extractor.time_per_frame,
+            seek=0,
+        )
+        if seek < frames:  # faster-whisper would decode the rest as another window
+            return None
+        scores = dict(
+            avg_logprob=float(avg_logprob),
+            no_speech_prob=float(result.no_speech_prob),
+            compression_ratio=float(ratio),
+        )
+        return [
+            Segment(
+                start=round(min(piece["start"], duration), 3),
+                end=round(min(piece["end"], duration), 3),
+                text=tokenizer.decode(piece["tokens"]).strip(),
+                tokens=tuple(piece["tokens"]),
+                **scores,
+            )
+            for piece in pieces
+            if piece["start"] != piece["end"] and tokenizer.decode(piece["tokens"]).strip()
+        ]
+
     def _transcribe_block(
         self,
         audio: np.ndarray,
@@ -143,6 +286,28 @@ class CT2Transcriber:
                 for start, end in quiet_windows(audio)
             ]
         return self.batched.transcribe(audio, batch_size=options.batch_size, **kwargs)
+
+
+def can_batch(options: TranscribeOptions, policy: DecodingPolicy) -> bool:
+    """Whether clips decoded with ``options`` can share one ``generate`` call: not with word
+    timestamps, VAD, faster-whisper arguments of its own or a first temperature above 0."""
+    return not (
+        options.word_timestamps or options.vad_filter or options.extra or policy.temperature[0]
+    )
+
+
+def _window_features(model, audio: np.ndarray) -> tuple[np.ndarray, int]:
+    """One clip's log-mel window as faster-whisper's ``transcribe`` makes it (the clip's
+    features, zero-padded to 30 s), and how many frames of it are the clip's."""
+    from faster_whisper.transcribe import pad_or_trim
+
+    features = model.feature_extractor(audio)
+    frames = min(model.feature_extractor.nb_max_frames, features.shape[-1] - 1)
+    return pad_or_trim(features[:, :frames]), frames
+
+
+def _collect(segments: Iterator[Segment], info: TranscriptionInfo):
+    return tuple(segments), info
 
 
 @contextmanager

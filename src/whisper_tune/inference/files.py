@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -10,14 +11,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
 from tqdm import tqdm
 
 from whisper_tune.audio import SAMPLE_RATE, load_audio
-from whisper_tune.engine_settings import EngineSettings
+from whisper_tune.engine_settings import FILE_BATCH_SIZE, EngineSettings
 from whisper_tune.errors import AudioError, WhisperTuneError
+from whisper_tune.inference.batching import is_short, transcribe_short
 from whisper_tune.inference.loader import load_transcriber
 from whisper_tune.inference.subtitles import SubtitleOptions
-from whisper_tune.inference.types import Segment, TranscribeOptions, Transcriber
+from whisper_tune.inference.types import (
+    Segment,
+    TranscribeOptions,
+    Transcriber,
+    TranscriptionInfo,
+)
 from whisper_tune.inference.writers import (
     WRITERS,
     Transcript,
@@ -68,17 +76,22 @@ def transcribe_files(
     engine: EngineSettings,
     options: TranscribeOptions,
     output: OutputSettings,
+    file_batch: int = FILE_BATCH_SIZE,
 ) -> list[Path]:
-    """Transcribe every file (folders expanded) and write or print the results.
+    """Transcribe every file (folders expanded) and write or print the results, in order.
 
-    One file without ``output_dir`` prints its result (the seed's JSON shape by default);
-    several files print one JSON object per line, each with its ``audio_path``. A file that
-    cannot be decoded is reported and skipped; the run then ends with an error naming it.
-    Returns the paths written.
+    Files of at most 30 s are decoded ``file_batch`` at a time in one batch where the engine
+    batches (see :mod:`whisper_tune.inference.batching`); longer files one by one. Timestamps
+    are decoded only when the output shows them (not for ``txt``). One file without
+    ``output_dir`` prints its result (the seed's JSON shape by default); several files print
+    one JSON object per line, each with its ``audio_path``. A file that cannot be decoded is
+    reported and skipped; the run then ends with an error naming it. Returns the paths written.
     """
     files = collect_audio_files(audio_paths)
     _check_output(output, len(files))
     transcriber = load_transcriber(engine)
+    if output.output_format == "txt":
+        options = dataclasses.replace(options, timestamps=False)
     writer = (
         get_writer(output.output_format, output.output_dir, output.subtitles)
         if output.output_dir
@@ -87,15 +100,8 @@ def transcribe_files(
     stdout = output.stdout or sys.stdout
     written: list[Path] = []
     failed: list[str] = []
-    for path in tqdm(files, unit="file", disable=len(files) == 1 or None):
-        try:
-            transcript = transcribe_file(transcriber, path, options)
-        except AudioError as exc:
-            if len(files) == 1:
-                raise
-            log.error("skipped %s", exc)
-            failed.append(str(path))
-            continue
+    bar = tqdm(total=len(files), unit="file", disable=len(files) == 1 or None)
+    for path, transcript in _transcripts(transcriber, files, options, file_batch, failed, bar):
         if writer is not None:
             written.extend(writer(transcript, path))
         elif len(files) == 1:
@@ -105,6 +111,7 @@ def transcribe_files(
         else:
             line = {"audio_path": str(path), **seed_json(transcript)}
             stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+    bar.close()
     if failed:
         raise AudioError(
             f"{len(failed)} of {len(files)} files could not be read: {', '.join(failed)}"
@@ -112,16 +119,65 @@ def transcribe_files(
     return written
 
 
+def _transcripts(
+    transcriber: Transcriber,
+    files: Sequence[Path],
+    options: TranscribeOptions,
+    file_batch: int,
+    failed: list[str],
+    bar: tqdm,
+) -> Iterator[tuple[Path, Transcript]]:
+    """Each readable file's transcript, in order: short files gathered ``file_batch`` at a
+    time and decoded together, a long file decoded alone as its turn comes. An unreadable
+    file is logged and added to ``failed`` (with one file, its error is raised)."""
+    pending: list[tuple[Path, np.ndarray]] = []
+
+    def flush() -> Iterator[tuple[Path, Transcript]]:
+        decoded = transcribe_short(transcriber, [audio for _, audio in pending], options)
+        for (path, _), (segments, info) in zip(pending, decoded, strict=True):
+            bar.update(1)
+            yield path, _transcript(segments, info)
+        pending.clear()
+
+    for path in files:
+        try:
+            audio = load_audio(path)
+        except AudioError as exc:
+            if len(files) == 1:
+                raise
+            log.error("skipped %s", exc)
+            failed.append(str(path))
+            bar.update(1)
+            continue
+        if is_short(audio):
+            pending.append((path, audio))
+            if len(pending) >= file_batch:
+                yield from flush()
+            continue
+        yield from flush()
+        yield path, transcribe_file(transcriber, path, options, audio)
+        bar.update(1)
+    yield from flush()
+
+
 def transcribe_file(
-    transcriber: Transcriber, path: str | Path, options: TranscribeOptions
+    transcriber: Transcriber,
+    path: str | Path,
+    options: TranscribeOptions,
+    audio: np.ndarray | None = None,
 ) -> Transcript:
-    """Decode one file, showing progress in seconds of audio as segments arrive."""
-    audio = load_audio(path)
+    """Decode one file (``audio``: its samples, when already read), showing progress in
+    seconds of audio as segments arrive."""
+    if audio is None:
+        audio = load_audio(path)
     segments, info = transcriber.transcribe(audio, options)
     duration = len(audio) / SAMPLE_RATE
-    collected = tuple(_with_progress(segments, duration, Path(path).name))
+    return _transcript(_with_progress(segments, duration, Path(path).name), info)
+
+
+def _transcript(segments: Iterable[Segment], info: TranscriptionInfo) -> Transcript:
     return Transcript(
-        collected,
+        tuple(segments),
         info.language,
         info.duration,
         info.language_probability,
