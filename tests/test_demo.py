@@ -25,6 +25,11 @@ def test_quick_demo_walks_the_whole_pipeline(tmp_path, capsys):
     assert report["base_model"] == "tiny.en" and report["metric"] == "wer"
     assert report["before"]["domain"] > 0.1, "the stock model should miss the invented terms"
     assert report["after"]["domain"] < report["before"]["domain"]
+    # recorded English speech (6 clips) before and after: the stock model gets it nearly
+    # right, and so must the tuned one
+    assert "| WER on recorded English speech (language detected) |" in printed
+    assert report["test_real_utterances"] == 6
+    assert report["before"]["real"] < 0.3 and report["after"]["real"] < 0.5, report
     assert report["timestamps_ok"], "the fine-tuned model lost its segment timestamps"
     assert report["held_out_clip"]["segments"], report["held_out_clip"]
     assert report["silence_text"] == "", f"hallucinated on noise: {report['silence_text']!r}"
@@ -59,6 +64,7 @@ def test_quick_mandarin_demo_on_base(tmp_path, capsys):
     assert first["language"] == "zh", "prepared like the AIShell path: JSONL with language"
     for key in ("domain", "general"):
         assert report["after"][key] < report["before"][key], (key, report)
+    assert report["before"]["real"] < 0.3, "stock base detects and transcribes recorded English"
     assert report["silence_text"] == ""
     assert report["ct2_parity_ok"] and report["ct2_parity"]["parity"]["same_language"]
     # the held-out clip in Chinese characters, with no loop left in it (the guard cuts one back

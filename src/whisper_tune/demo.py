@@ -6,6 +6,8 @@
    decoder + base's top four encoder layers for the robotic Mandarin voice; the frozen encoder
    part runs once per clip); 4. merge; 5. evaluate again;
 6. convert to CTranslate2 (parity-checked) and transcribe a held-out clip with timestamps;
+   score recorded English speech (``data/recordings``) on it and on the stock model, the
+   language left to the model to detect;
 7. check a silent clip decodes to nothing; write ``report.md`` / ``report.json``.
 """
 
@@ -21,6 +23,7 @@ import numpy as np
 from whisper_tune import corpus_text, synth
 from whisper_tune.audio import write_wav
 from whisper_tune.data.manifest import Utterance, write_manifest
+from whisper_tune.data.real_speech import write_real_speech
 from whisper_tune.evaluate import EvalConfig, evaluate
 from whisper_tune.fsutil import atomic_write_text
 from whisper_tune.languages import language_code
@@ -72,6 +75,9 @@ RECIPES = {
 }
 
 
+QUICK_REAL_SPEECH_CLIPS = 6  # recorded clips (21 s, short to long) scored in a quick run
+
+
 @dataclass
 class DemoConfig:
     output_dir: str = "demo_output"
@@ -93,6 +99,7 @@ class DemoReport:
     train_utterances: int
     test_domain_utterances: int
     test_general_utterances: int
+    test_real_utterances: int
     before: dict = field(default_factory=dict)
     after: dict = field(default_factory=dict)
     train_seconds: float = 0.0
@@ -112,10 +119,15 @@ class DemoReport:
             f"| test set | stock {self.base_model} | fine-tuned | change |",
             "|---|---|---|---|",
         ]
-        for key, label in (("domain", "domain sentences"), ("general", "general sentences")):
+        sets = (
+            (name, "domain", "domain sentences"),
+            (name, "general", "general sentences"),
+            ("WER", "real", "recorded English speech (language detected)"),
+        )
+        for metric, key, label in sets:
             before, after = self.before[key], self.after[key]
             rows.append(
-                f"| {name} on {label} | {before:.4f} | {after:.4f} | {_relative(before, after)} |"
+                f"| {metric} on {label} | {before:.4f} | {after:.4f} | {_relative(before, after)} |"
             )
         rows.append(
             f"| training time | | {self.train_seconds:.0f} s ({self.train_steps} steps) | |"
@@ -136,6 +148,11 @@ def run_demo(config: DemoConfig) -> DemoReport:
 
     _step(1, "synthesising the corpus")
     manifests = build_corpus(recipe, out / "data", config)
+    manifests["test_real"] = write_real_speech(
+        out / "data" / "test_real.jsonl",
+        QUICK_REAL_SPEECH_CLIPS if config.quick else None,
+        detect_language=True,
+    )
     report = DemoReport(
         language=language,
         base_model=base_model,
@@ -143,10 +160,14 @@ def run_demo(config: DemoConfig) -> DemoReport:
         train_utterances=_count(manifests["train"]),
         test_domain_utterances=_count(manifests["test_domain"]),
         test_general_utterances=_count(manifests["test_general"]),
+        test_real_utterances=_count(manifests["test_real"]),
     )
 
     _step(2, f"evaluating the stock {base_model}")
     report.before = _evaluate_both(base_model, manifests, recipe, out / "eval" / "stock")
+    report.before["real"] = _evaluate_real(
+        base_model, manifests["test_real"], out / "eval" / "stock"
+    )
 
     _step(3, "fine-tuning with LoRA")
     result = finetune(
@@ -190,6 +211,9 @@ def run_demo(config: DemoConfig) -> DemoReport:
     report.ct2_parity = _as_dict(parity)
     report.ct2_parity_ok = parity_passed(report.ct2_parity["parity"])
     report.held_out_clip, report.timestamps_ok = _transcribe(ct2_dir, held_out, language)
+    report.after["real"] = _evaluate_real(
+        str(ct2_dir), manifests["test_real"], out / "eval" / "finetuned"
+    )
 
     _step(7, "checking that silence stays silent")
     report.silence_text = _transcribe(ct2_dir, manifests["silence"], language)[0]["text"]
@@ -278,6 +302,24 @@ def _evaluate_both(model: str, manifests: dict[str, Path], recipe: Recipe, folde
     return scores
 
 
+def _evaluate_real(model: str, manifest: Path, folder: Path) -> float:
+    """WER on the recorded English clips, CTranslate2 (the bundled stock model or the converted
+    int8 one), the language left to the model: a tuned multilingual model must still detect it."""
+    report = evaluate(
+        EvalConfig(
+            test_data=str(manifest),
+            model_path=model,
+            metric="wer",
+            remove_pun=True,
+            english_normalizer=True,
+            num_workers=0,
+            output_dir=str(folder / "real"),
+        )
+    )
+    print(f"    WER on recorded English speech: {report.score:.4f}")
+    return round(report.score, 4)
+
+
 def _transcribe(ct2_dir: Path, audio_path: Path, language: str) -> tuple[dict, bool]:
     from whisper_tune.audio import load_audio
     from whisper_tune.inference import load_transcriber
@@ -311,7 +353,8 @@ def _write_report(report: DemoReport, out: Path) -> None:
         report.table(),
         "",
         f"- train utterances: {report.train_utterances} (incl. no-speech clips); held-out "
-        f"domain: {report.test_domain_utterances}, general: {report.test_general_utterances}",
+        f"domain: {report.test_domain_utterances}, general: {report.test_general_utterances}, "
+        f"recorded: {report.test_real_utterances}",
         f"- training loss: {report.loss[0]:.4f} → {report.loss[1]:.4f}",
         f"- CTranslate2 parity {'passed' if report.ct2_parity_ok else 'FAILED'}: "
         f"{json.dumps(report.ct2_parity, ensure_ascii=False)}",
