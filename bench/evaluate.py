@@ -4,6 +4,8 @@
   synthetic English clips: batch 1, and the seed's batch 16 with and without DataLoader
   workers — next to a plain loop over whisper-tune's CTranslate2 engine (int8, greedy) for
   scale;
+* ``evaluate`` of the bundled CTranslate2 tiny.en with today's defaults (int8, clips decoded
+  4 at a time) against the earlier defaults (float32, one clip at a time);
 * log-mel features of 30 s of audio: ``WhisperFeatureExtractor``'s numpy path, its torch path
   on ``device="cpu"`` (what its ``__call__`` uses whenever torch is installed), the public
   ``__call__`` (padding + torch path), and faster-whisper's ``FeatureExtractor``; one clip
@@ -43,13 +45,21 @@ class EvalCase:
     key: str
     batch_size: int
     num_workers: int
+    engine: str = "transformers"
+    compute_type: str = "default"
 
     @property
     def label(self) -> str:
-        return f"evaluate, batch {self.batch_size}, {self.num_workers} workers"
+        what = f"{self.engine} {self.compute_type}, " if self.engine != "transformers" else ""
+        return f"evaluate, {what}batch {self.batch_size}, {self.num_workers} workers"
 
 
 EVAL_CASES = (EvalCase("b1-w0", 1, 0), EvalCase("b16-w0", 16, 0), EvalCase("b16-w2", 16, 2))
+# evaluate's CTranslate2 defaults before and after issue 17 (the DataLoader's 2 workers both)
+CT2_CASES = (
+    EvalCase("ct2-old-defaults", 1, 2, "ct2", "float32"),
+    EvalCase("ct2-defaults", 4, 2, "ct2", "int8"),
+)
 
 
 def write_manifest(folder: Path, speeches) -> Path:
@@ -66,7 +76,9 @@ def write_manifest(folder: Path, speeches) -> Path:
     return manifest
 
 
-def evaluation_cases(manifest: Path, folder: Path, speeches) -> dict[str, Callable[[], dict]]:
+def evaluation_cases(
+    manifest: Path, folder: Path, speeches, chosen: Sequence[EvalCase]
+) -> dict[str, Callable[[], dict]]:
     """``evaluate`` per case, and the CTranslate2 reference loop; each returns its figures."""
     from whisper_tune.audio import load_audio
     from whisper_tune.evaluate import EvalConfig, evaluate
@@ -76,7 +88,8 @@ def evaluation_cases(manifest: Path, folder: Path, speeches) -> dict[str, Callab
         config = EvalConfig(
             test_data=str(manifest),
             model_path=MODEL,
-            engine="transformers",
+            engine=case.engine,
+            compute_type=case.compute_type,
             metric="wer",
             batch_size=case.batch_size,
             num_workers=case.num_workers,
@@ -104,8 +117,9 @@ def evaluation_cases(manifest: Path, folder: Path, speeches) -> dict[str, Callab
         reference = " ".join(s.text for s in speeches)
         return {"score": word_error_rate(reference, " ".join(texts)), "n": len(texts)}
 
-    cases: dict[str, Callable[[], dict]] = {c.key: (lambda c=c: run(c)) for c in EVAL_CASES}
-    cases["ct2-int8-loop"] = ct2_loop
+    cases: dict[str, Callable[[], dict]] = {c.key: (lambda c=c: run(c)) for c in chosen}
+    if EVAL_CASES[0] in chosen:
+        cases["ct2-int8-loop"] = ct2_loop
     return cases
 
 
@@ -132,18 +146,24 @@ def feature_cases(clips: int) -> dict[str, Callable[[], np.ndarray]]:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = bench_parser(NAME, __doc__.splitlines()[0])
+    parser.add_argument("--utterances", type=int, default=48, help="clips in the manifest")
+    parser.add_argument(
+        "--ct2_only", action="store_true", help="only the CTranslate2 old-vs-new defaults"
+    )
     args = parse_args(parser, argv, NAME)
     from bench.speech import spoken
-    from whisper_tune.corpus_text import ENGLISH_GENERAL
+    from whisper_tune.corpus_text import ENGLISH_DOMAIN, ENGLISH_GENERAL
 
     record = {"name": NAME, "machine": machine(), "model": MODEL}
-    speeches = spoken(ENGLISH_GENERAL[: 2 if args.smoke else 32], seed=7)
+    sentences = (ENGLISH_GENERAL + ENGLISH_DOMAIN)[: 2 if args.smoke else args.utterances]
+    speeches = spoken(sentences, seed=7)
+    chosen = CT2_CASES if args.ct2_only else (*EVAL_CASES, *CT2_CASES)
     audio_seconds = sum(s.seconds for s in speeches)
     record["audio"] = {"utterances": len(speeches), "seconds": round(audio_seconds, 2)}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         manifest = write_manifest(folder, speeches)
-        cases = evaluation_cases(manifest, folder, speeches)
+        cases = evaluation_cases(manifest, folder, speeches, chosen)
         timings = side_by_side(cases, args.repeats, args.warmup, label="evaluate")
     record["evaluation"] = []
     for key, timing in timings.items():
@@ -155,8 +175,20 @@ def main(argv: Sequence[str] | None = None) -> dict:
         row["wer"] = round(timing.output["score"], 4)
         record["evaluation"].append(row)
 
+    by_case = {t: timings[t] for t in ("ct2-old-defaults", "ct2-defaults") if t in timings}
+    if len(by_case) == 2:
+        old, new = by_case["ct2-old-defaults"], by_case["ct2-defaults"]
+        record["goals"] = [
+            {
+                "goal": "evaluate speed-up, ct2 tiny.en defaults vs earlier defaults",
+                "value": round(old.median / new.median, 3),
+                "min_ratio": round(old.min / new.min, 3),
+                "target": ">= 3",
+                "met": old.median / new.median >= 3,
+            }
+        ]
     record["features"] = []
-    for clips in (1, 4 if args.smoke else 16):
+    for clips in () if args.ct2_only else (1, 4 if args.smoke else 16):
         found = side_by_side(feature_cases(clips), args.repeats, args.warmup, f"features x{clips}")
         for label, timing in found.items():
             row = {"extractor": label, "clips": clips, **timing.summary()}
@@ -177,7 +209,7 @@ def check(record: dict) -> None:
 
 
 def tables(record: dict) -> list[str]:
-    labels = {c.key: c.label for c in EVAL_CASES} | {
+    labels = {c.key: c.label for c in (*EVAL_CASES, *CT2_CASES)} | {
         "ct2-int8-loop": "reference: ct2 int8 transcribe loop (not evaluate)"
     }
     evaluation = markdown_table(
@@ -195,7 +227,7 @@ def tables(record: dict) -> list[str]:
             for r in record["evaluation"]
         ],
     )
-    features = markdown_table(
+    features = record["features"] and markdown_table(
         ["extractor", "clips of 30 s", "median ms/clip", "min s (all clips)", "x realtime"],
         [
             [
@@ -208,7 +240,14 @@ def tables(record: dict) -> list[str]:
             for r in record["features"]
         ],
     )
-    return [evaluation, features]
+    goals = record.get("goals") and markdown_table(
+        ["goal", "measured (median)", "min ratio", "target", "met"],
+        [
+            [g["goal"], g["value"], g["min_ratio"], g["target"], "yes" if g["met"] else "NO"]
+            for g in record.get("goals", [])
+        ],
+    )
+    return [table for table in (evaluation, features, goals) if table]
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ On the bundled tiny.en and synthetic English speech, side by side in one run:
   (``batch_size=8``) and with the VAD filter,
 * RTF = processing seconds / audio seconds (lower is faster) and word error rate,
 * peak RSS of each configuration in a fresh process, of the ``whisper-tune transcribe`` CLI,
-  and of a 1-minute vs a 10-minute file (memory must not grow with the audio).
+  and of a 1-minute vs a 10-minute file (memory must not grow with the audio),
+* many short clips (``--many``, default 48): ``whisper-tune transcribe <folder>`` as a whole
+  process against a whole process running a faster-whisper loop (``WhisperModel.transcribe``
+  per file, same model dir, compute type, beam and language), and the loop part alone.
 
 Usage: ``python -m bench.transcribe [--smoke] [--output FILE]``.
 """
@@ -132,6 +135,7 @@ def probe(spec: dict) -> dict:
     from whisper_tune.audio import audio_duration, load_audio
 
     started = time.perf_counter()
+    texts: list[str] = []
     if "cli" in spec:
         from whisper_tune.cli import main as cli_main
 
@@ -143,14 +147,80 @@ def probe(spec: dict) -> dict:
                     command = " ".join(spec["cli"])
                     raise BenchError(f"whisper-tune {command} exited {exc.code}") from None
             chars = sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
-        seconds = sum(audio_duration(p) for p in spec["audio"])
+            texts = [_cli_text(Path(out), path) for path in spec["audio"]]
+        loop_seconds = None
     else:
         config = Config(**spec["config"])
         model = load_model(config)
+        loop_started = time.perf_counter()
         texts = [transcribe(model, config, load_audio(path)) for path in spec["audio"]]
+        loop_seconds = time.perf_counter() - loop_started
         chars = sum(len(t) for t in texts)
-        seconds = sum(audio_duration(p) for p in spec["audio"])
-    return {"cold_seconds": time.perf_counter() - started, "audio_seconds": seconds, "chars": chars}
+    seconds = sum(audio_duration(p) for p in spec["audio"])
+    return {
+        "cold_seconds": time.perf_counter() - started,
+        "audio_seconds": seconds,
+        "chars": chars,
+        "loop_seconds": loop_seconds,
+        "texts": texts,
+    }
+
+
+def _cli_text(out: Path, audio: str) -> str:
+    """The transcript ``whisper-tune transcribe`` wrote for ``audio`` (its json, else txt)."""
+    stem = Path(audio).stem
+    if (out / f"{stem}.json").exists():
+        return json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))["text"]
+    return (out / f"{stem}.txt").read_text(encoding="utf-8")
+
+
+def measure_many(files: list[str], texts: list[str], repeats: int, warmup: int) -> list[dict]:
+    """Many short clips, each case a whole fresh process, side by side: ``whisper-tune
+    transcribe`` on the folder (defaults: int8, files batched) vs a faster-whisper loop."""
+    import time
+
+    from bench.speech import word_error_rate
+
+    folder = str(Path(files[0]).parent)
+    cli = ["transcribe", "--audio_path", folder, "--model_path", MODEL]
+    cli += ["--language", LANGUAGE, "--beam_size", str(BEAM_SIZE)]
+    specs = {
+        "cli-folder": {"cli": cli, "audio": files},
+        "fw-loop": {"config": asdict(FW_INT8), "audio": files},
+    }
+
+    def case(spec: dict):
+        def run() -> dict:
+            started = time.perf_counter()
+            result = run_probe(f"bench.{NAME}", spec)
+            return result | {"process_seconds": time.perf_counter() - started}
+
+        return run
+
+    timings = side_by_side({k: case(v) for k, v in specs.items()}, repeats, warmup, f"{NAME} many")
+    audio_seconds = timings["fw-loop"].output["audio_seconds"]
+    rows = []
+    for key, timing in timings.items():
+        out = timing.output
+        rows.append(
+            {
+                "set": f"many-{len(files)}",
+                "config": key,
+                "label": MANY_LABELS[key],
+                "audio_seconds": round(audio_seconds, 2),
+                **timing.summary(),
+                "loop_s_last": round(out["loop_seconds"], 3) if out["loop_seconds"] else None,
+                "peak_rss_mib": out["peak_rss_mib"],
+                "wer": round(word_error_rate(" ".join(texts), " ".join(out["texts"])), 4),
+            }
+        )
+    return rows
+
+
+MANY_LABELS = {
+    "cli-folder": "whisper-tune transcribe <folder> (defaults: int8, batch 4)",
+    "fw-loop": "faster-whisper loop, WhisperModel.transcribe per file, int8",
+}
 
 
 def measure_speed(sets: dict, repeats: int, warmup: int) -> list[dict]:
@@ -283,6 +353,30 @@ def goals(speed: list[dict], memory: list[dict], flats: Sequence[str]) -> list[d
     return found
 
 
+def many_goals(rows: list[dict]) -> list[dict]:
+    """The many-files targets: whole-process speed-up over the faster-whisper loop (>= 1.3)
+    and WER no worse by more than 0.5 point."""
+    by = {r["config"]: r for r in rows}
+    ours, loop = by["cli-folder"], by["fw-loop"]
+    speedup = loop["median_s"] / ours["median_s"]
+    worse = 100 * (ours["wer"] - loop["wer"])
+    return [
+        {
+            "goal": f"{ours['set']}: folder speed-up vs faster-whisper loop (whole processes)",
+            "value": round(speedup, 3),
+            "min_ratio": round(loop["min_s"] / ours["min_s"], 3),
+            "target": ">= 1.3",
+            "met": speedup >= 1.3,
+        },
+        {
+            "goal": f"{ours['set']}: WER points worse than the loop",
+            "value": round(worse, 2),
+            "target": "<= 0.5",
+            "met": worse <= 0.5,
+        },
+    ]
+
+
 def check(record: dict) -> None:
     """Smoke checks: every number positive and finite, every transcript non-empty."""
     for row in record["speed"]:
@@ -290,10 +384,18 @@ def check(record: dict) -> None:
         require_positive(row, ["median_s", "min_s", "rtf_median", "transcript_chars"], where)
     for row in record["memory"]:
         require_positive(row, ["peak_rss_mib", "cold_seconds", "chars"], row["label"])
+    for row in record["many"]:
+        require_positive(row, ["median_s", "peak_rss_mib"], row["label"])
 
 
 def main(argv: Sequence[str] | None = None) -> dict | None:
     parser = bench_parser(NAME, __doc__.splitlines()[0])
+    parser.add_argument(
+        "--many", type=int, default=48, help="short clips in the many-files comparison"
+    )
+    parser.add_argument(
+        "--only_many", action="store_true", help="run the many-files comparison alone"
+    )
     parser.add_argument(
         "--flat_minutes",
         type=float,
@@ -307,11 +409,20 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         return None
 
     from bench.speech import long_speech, spoken
-    from whisper_tune.corpus_text import ENGLISH_GENERAL
+    from whisper_tune.corpus_text import ENGLISH_DOMAIN, ENGLISH_GENERAL
     from whisper_tune.synth import save_wav
 
     record = {"name": NAME, "machine": machine(), "model": MODEL}
     record["options"] = {"language": LANGUAGE, "beam_size": BEAM_SIZE}
+    many = spoken((ENGLISH_GENERAL + ENGLISH_DOMAIN)[: 2 if args.smoke else args.many], seed=7)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = [
+            str(save_wav(Path(folder) / f"clip{i:03d}.wav", s.audio)) for i, s in enumerate(many)
+        ]
+        record["many"] = measure_many(paths, [s.text for s in many], args.repeats, args.warmup)
+    if args.only_many:
+        record["speed"], record["memory"], record["goals"] = [], [], many_goals(record["many"])
+        return finish(args, NAME, record, tables(record))
     sentences = spoken(ENGLISH_GENERAL[: 9 if args.smoke else len(ENGLISH_GENERAL)])
     short = sentences[: 1 if args.smoke else 8]
     long = long_speech(sentences, 30.5 if args.smoke else 300)
@@ -344,13 +455,14 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
             plan += [(k, WT_INT8) for k in flats]
         record["memory"] = measure_memory(files, plan)
     record["goals"] = goals(record["speed"], record["memory"], list(flats))
+    record["goals"] += many_goals(record["many"])
     if args.smoke:
         check(record)
     return finish(args, NAME, record, tables(record))
 
 
 def tables(record: dict) -> list[str]:
-    speed = markdown_table(
+    speed = record["speed"] and markdown_table(
         ["set", "configuration", "audio s", "median s", "min s", "RTF median", "RTF min", "WER"],
         [
             [
@@ -366,7 +478,7 @@ def tables(record: dict) -> list[str]:
             for r in record["speed"]
         ],
     )
-    memory = markdown_table(
+    memory = record["memory"] and markdown_table(
         ["set", "configuration", "audio s", "peak RSS MiB", "cold process s"],
         [
             [r["set"], r["label"], r["audio_seconds"], r["peak_rss_mib"], r["cold_seconds"]]
@@ -380,7 +492,32 @@ def tables(record: dict) -> list[str]:
             for g in record["goals"]
         ],
     )
-    return [speed, memory, goal_table]
+    many = markdown_table(
+        [
+            "set",
+            "configuration",
+            "audio s",
+            "process s median",
+            "min s",
+            "loop s",
+            "RSS MiB",
+            "WER",
+        ],
+        [
+            [
+                r["set"],
+                r["label"],
+                r["audio_seconds"],
+                r["median_s"],
+                r["min_s"],
+                r["loop_s_last"],
+                r["peak_rss_mib"],
+                r["wer"],
+            ]
+            for r in record["many"]
+        ],
+    )
+    return [table for table in (speed, memory, many, goal_table) if table]
 
 
 def _met(met: bool | None) -> str:

@@ -40,10 +40,15 @@ def test_transcribe_smoke(tmp_path):
     for key in ("wt-int8", "fw-int8", "wt-int8-b8"):
         assert speed[("long", key)]["wer"] < 0.3
     assert record["audio"]["long_seconds"] > 30  # more than one window: batching has work
+    many = {r["config"]: r for r in record["many"]}
+    assert set(many) == {"cli-folder", "fw-loop"}
+    assert all(r["wer"] < 0.3 and _finite_positive(r["median_s"]) for r in many.values())
     for row in record["memory"]:
         assert 50 < row["peak_rss_mib"] < 8000, row
     goals = {g["goal"]: g for g in record["goals"]}
     assert any("overhead" in name for name in goals)
+    worse = goals.pop("many-2: WER points worse than the loop")["value"]
+    assert math.isfinite(worse) and abs(worse) < 30
     assert all(_finite_positive(g["value"]) for g in goals.values())
 
 
@@ -74,7 +79,9 @@ def test_evaluate_smoke_through_the_cli(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| extractor" in done.stdout  # the tables were printed
     record = json.loads(out.read_text())
-    assert {r["case"] for r in record["evaluation"]} >= {"b1-w0", "b16-w2", "ct2-int8-loop"}
+    assert {r["case"] for r in record["evaluation"]} >= {
+        *("b1-w0", "b16-w2", "ct2-int8-loop", "ct2-old-defaults", "ct2-defaults")
+    }
     assert all(r["wer"] < 0.3 and r["utterances"] == 2 for r in record["evaluation"])
     shapes = {tuple(r["shape"]) for r in record["features"] if r["clips"] == 4}
     assert shapes and all(shape[:2] == (4, 80) for shape in shapes)
