@@ -66,8 +66,12 @@ def test_language_detected_per_clip_in_a_batch(english_clip, chinese_clip):
     base = load_transcriber("base", local_files_only=True)
     audios = [load_audio(english_clip[0]), load_audio(chinese_clip[0])]
     options = TranscribeOptions(beam_size=1, timestamps=False)
+    decode_alone = base.transcribe
+    redecoded = []
+    base.transcribe = lambda audio, opts: redecoded.append(opts) or decode_alone(audio, opts)
     batched = base.transcribe_batch(audios, options)
-    alone = [base.transcribe(audio, options) for audio in audios]
+    assert not redecoded  # each clip decoded in the batch, in its own language
+    alone = [decode_alone(audio, options) for audio in audios]
     languages = [info.language for _, info in batched]
     assert (
         languages == [info.language for _, info in alone] and languages[0] == "en" != languages[1]
