@@ -226,9 +226,9 @@ def _trained(spec, wall: float, loop: float, losses, adapter: Path, steps: int) 
 # --- held-out scoring, the same for every trainer -------------------------------------------
 
 
-def score(adapter: str | None, heldout: str) -> dict:
+def score(adapter: str | None, heldout: str, real_clips: int | None = None) -> dict:
     """Teacher-forced loss (whisper-tune's targets) and greedy WER of base (+ adapter) on the
-    held-out clips; greedy WER on the recorded speech."""
+    held-out clips; greedy WER on the recorded speech (``real_clips`` of it; None: all)."""
     from whisper_tune.data.manifest import read_manifest
     from whisper_tune.data.real_speech import real_speech
     from whisper_tune.models import load_processor, load_whisper
@@ -246,7 +246,7 @@ def score(adapter: str | None, heldout: str) -> dict:
     return {
         "heldout_loss": round(loss, 4),
         "heldout_wer": round(wer, 4),
-        "real_wer": round(_loss_and_wer(model, processor, real_speech())[1], 4),
+        "real_wer": round(_loss_and_wer(model, processor, real_speech(real_clips))[1], 4),
     }
 
 
@@ -272,13 +272,13 @@ def _loss_and_wer(model, processor, utterances) -> tuple[float, float]:
 def probe(spec: dict) -> dict:
     """In a fresh process: one training run (or, with trainer "none", the base model's score)."""
     if spec["trainer"] == "none":
-        return score(None, spec["heldout_data"])
+        return score(None, spec["heldout_data"], spec["real_clips"])
     if spec["trainer"] == "baseline":
         result = train_baseline(spec)
     else:
         result = train_whisper_tune(spec, WHISPER_TUNE[spec["trainer"]])
     if spec.get("score"):
-        result |= score(result["adapter"], spec["heldout_data"])
+        result |= score(result["adapter"], spec["heldout_data"], spec["real_clips"])
     return result
 
 
@@ -394,6 +394,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
             "learning_rate": args.learning_rate,
             "warmup_steps": min(2, steps - 1),
             "num_workers": args.num_workers,
+            "real_clips": 2 if args.smoke else None,  # recorded clips scored (None: all 12)
         }
         record["setup"] = {
             **{k: v for k, v in base.items() if not k.endswith("_data")},

@@ -181,6 +181,7 @@ def serve_app():
         return f"http://127.0.0.1:{port}"
 
     yield start
-    for server, thread in running:
-        server.should_exit = True
+    for server, _ in running:
+        server.should_exit = server.force_exit = True  # don't wait for clients left hanging
+    for _, thread in running:
         thread.join(timeout=30)
