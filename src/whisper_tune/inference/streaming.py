@@ -1,0 +1,326 @@
+"""Live transcription over any :class:`~whisper_tune.inference.types.Transcriber`.
+
+The policy is whisper_streaming's LocalAgreement-2 (Macháček et al., 2023): audio is appended
+to a buffer as it arrives; every ``min_chunk_seconds`` of new audio the whole buffer is decoded
+again with word timestamps, prompted with the text committed so far, and the words on which
+this hypothesis and the previous one agree (their longest common prefix) are committed.
+Committed words are never retracted; the rest of the newest hypothesis is the partial text,
+which later decodes may change. Once the buffer is longer than ``trim_seconds`` it is cut at
+the end of a decoded segment that lies inside the committed text, so decoding stays short.
+
+Turns: with ``vad`` on, faster-whisper's Silero VAD watches the buffer; audio with no speech is
+not decoded (no hallucinated "Thank you." on silence), and ``end_silence_seconds`` of silence
+after speech ends the turn: its audio is decoded a last time and everything left is committed.
+:meth:`StreamingTranscriber.end_turn` does the same on demand (a client's commit, the end of
+a file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+import numpy as np
+
+from whisper_tune.audio import SAMPLE_RATE
+from whisper_tune.inference.chunks import WINDOW_SECONDS
+from whisper_tune.inference.postprocess import word_separator
+from whisper_tune.inference.types import Segment, TranscribeOptions, Transcriber, Word
+from whisper_tune.options import check_ranges
+
+_TIME_SLACK = 0.1  # a word starting this much before the last committed end may be new
+_VAD_PAD_MS = 100  # speech padding of the VAD's regions
+_VAD_PAD = _VAD_PAD_MS * SAMPLE_RATE // 1000
+
+
+@dataclass(frozen=True)
+class StreamingSettings:
+    """How often the buffer is decoded, when it is trimmed and what ends a turn."""
+
+    min_chunk_seconds: float = 1.0  # new audio between two decodes
+    trim_seconds: float = 15.0  # buffer length past which it is cut at a committed segment end
+    vad: bool = True  # Silero VAD: skip silence, end turns
+    vad_threshold: float = 0.5  # speech probability of a speech frame
+    end_silence_seconds: float = 0.5  # silence after speech that ends a turn (VAD on)
+    prompt_chars: int = 200  # committed text given as the prompt (its last characters)
+
+    def __post_init__(self) -> None:
+        check_ranges(
+            self,
+            min_chunk_seconds=0 < self.min_chunk_seconds <= WINDOW_SECONDS / 2,
+            trim_seconds=self.min_chunk_seconds < self.trim_seconds < WINDOW_SECONDS,
+            vad_threshold=0 < self.vad_threshold < 1,
+            end_silence_seconds=self.end_silence_seconds > 0,
+            prompt_chars=self.prompt_chars >= 0,
+        )
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One utterance, ended by silence or by the caller; times from the start of the stream."""
+
+    start: float
+    end: float
+    words: tuple[Word, ...]
+    language: str | None = None
+
+    @property
+    def text(self) -> str:
+        return join_words(self.words, self.language)
+
+    def segment(self) -> Segment:
+        """The turn as a segment, for the transcript writers."""
+        return Segment(self.start, self.end, self.text, self.words)
+
+
+@dataclass(frozen=True)
+class StreamUpdate:
+    """What changed with one call: words newly committed, the words of the current partial
+    hypothesis, the stream time a turn began (VAD) and the turn that ended, if any."""
+
+    committed: tuple[Word, ...] = ()
+    partial: tuple[Word, ...] = ()
+    speech_started: float | None = None
+    turn: Turn | None = None
+    language: str | None = None
+
+    @property
+    def committed_text(self) -> str:
+        return join_words(self.committed, self.language)
+
+    @property
+    def partial_text(self) -> str:
+        return join_words(self.partial, self.language)
+
+
+def join_words(words: tuple[Word, ...] | list[Word], language: str | None) -> str:
+    """Words as text, separated as ``language`` is written (a space, or none for Chinese)."""
+    return word_separator(language or "en").join(w.word for w in words).strip()
+
+
+class StreamingTranscriber:
+    """Feed 16 kHz mono float32 audio with :meth:`process` as it arrives; each call returns
+    the updates it caused (usually one). Not thread-safe: one caller at a time."""
+
+    def __init__(
+        self,
+        transcriber: Transcriber,
+        options: TranscribeOptions | None = None,
+        settings: StreamingSettings | None = None,
+    ) -> None:
+        base = options or TranscribeOptions()
+        self.transcriber = transcriber
+        self.settings = settings or StreamingSettings()
+        self.options = dataclasses.replace(
+            base, word_timestamps=True, vad_filter=False, batch_size=1, cancel=None
+        )
+        self._first_prompt = base.initial_prompt
+        self._history = ""  # committed text, for the prompt
+        self.language: str | None = base.language
+        self._reset_buffer(0.0)
+        self._received = 0  # samples since the start of the stream
+
+    @property
+    def buffered_seconds(self) -> float:
+        return len(self._audio) / SAMPLE_RATE
+
+    def process(self, audio: np.ndarray) -> list[StreamUpdate]:
+        """Append ``audio``; decode once enough has arrived; end turns the VAD finds over."""
+        self._audio = np.concatenate((self._audio, np.asarray(audio, dtype=np.float32)))
+        self._received += len(audio)
+        updates: list[StreamUpdate] = []
+        while True:
+            new = len(self._audio) - self._decoded_samples
+            if new < self.settings.min_chunk_seconds * SAMPLE_RATE:
+                return updates
+            if not self.settings.vad:
+                updates.append(self._decode_step(len(self._audio)))
+                continue
+            update = self._vad_step()
+            if update is None:
+                return updates
+            updates.append(update)
+
+    def end_turn(self) -> StreamUpdate:
+        """Decode what is buffered a last time and commit it all (a turn is over)."""
+        speech = not self.settings.vad or bool(_speech_regions(self._audio, self.settings))
+        return self._finish(len(self._audio), decode=speech)
+
+    def clear(self) -> StreamUpdate:
+        """Drop the uncommitted audio and partial text; committed text stays committed."""
+        self._reset_buffer(self._offset + self.buffered_seconds)
+        return StreamUpdate()
+
+    # --- steps -----------------------------------------------------------------------
+
+    def _vad_step(self) -> StreamUpdate | None:
+        """Decode, end a turn or drop silence, depending on where the VAD hears speech."""
+        regions = _speech_regions(self._audio, self.settings)
+        started = None
+        if regions and self._turn_start is None:
+            self._turn_start = started = self._offset + regions[0][0] / SAMPLE_RATE
+        if not regions:  # silence: keep a little in case speech starts at its very end
+            if self._turn_start is not None:  # trimmed to silence: the turn is over
+                return self._finish(len(self._audio), decode=False)
+            self._drop(
+                max(0, len(self._audio) - int(self.settings.min_chunk_seconds * SAMPLE_RATE))
+            )
+            self._decoded_samples = len(self._audio)
+            return None
+        end = regions[-1][1]
+        silence = len(self._audio) - end
+        if silence >= self.settings.end_silence_seconds * SAMPLE_RATE - _VAD_PAD:
+            update = self._finish(end, decode=True)
+            return dataclasses.replace(update, speech_started=started)
+        return dataclasses.replace(self._decode_step(len(self._audio)), speech_started=started)
+
+    def _decode_step(self, upto: int) -> StreamUpdate:
+        """Decode the buffer's first ``upto`` samples; commit what two hypotheses agree on."""
+        words, segments = self._decode(upto)
+        new = self._fresh(words)
+        agreed: list[Word] = []
+        for word, previous in zip(new, self._previous, strict=False):
+            if _key(word) != _key(previous):
+                break
+            agreed.append(word)
+        self._previous = new[len(agreed) :]
+        self._commit(agreed)
+        self._trim(segments)
+        return StreamUpdate(tuple(agreed), tuple(self._previous), language=self.language)
+
+    def _finish(self, upto: int, decode: bool) -> StreamUpdate:
+        """End the turn at sample ``upto``: commit the whole hypothesis of its audio (decoded
+        again when ``decode``, else the last one)."""
+        new = self._fresh(self._decode(upto)[0]) if decode and upto > 0 else self._previous
+        self._commit(new)
+        turn = None
+        if self._turn_words:
+            start = self._turn_words[0].start if self._turn_start is None else self._turn_start
+            end = self._offset + upto / SAMPLE_RATE
+            turn = Turn(start, end, tuple(self._turn_words), self.language)
+        self._reset_buffer(self._offset + upto / SAMPLE_RATE, self._audio[upto:])
+        return StreamUpdate(tuple(new), turn=turn, language=self.language)
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _decode(self, upto: int) -> tuple[list[Word], list[Segment]]:
+        """Words and segments of the buffer's first ``upto`` samples, in stream time."""
+        self._decoded_samples = max(self._decoded_samples, upto)
+        options = dataclasses.replace(self.options, initial_prompt=self._prompt())
+        segments, info = self.transcriber.transcribe(self._audio[:upto], options)
+        segments = list(segments)
+        self.language = info.language
+        offset = self._offset
+        words = [
+            Word(offset + w.start, offset + w.end, w.word, w.probability)
+            for segment in segments
+            for w in segment.words or _spread(segment)
+        ]
+        moved = [
+            dataclasses.replace(s, start=s.start + offset, end=s.end + offset) for s in segments
+        ]
+        return words, moved
+
+    def _fresh(self, words: list[Word]) -> list[Word]:
+        """The hypothesis without what is already committed. Word times move between
+        decodes, so the committed words still in the buffer are found in it by text; when
+        its last one is not there (the model changed its mind), by time."""
+        committed = [_key(w) for w in self._in_buffer]
+        if not committed:
+            return words
+        matcher = SequenceMatcher(None, committed, [_key(w) for w in words], autojunk=False)
+        blocks = [m for m in matcher.get_matching_blocks() if m.size]
+        if blocks and blocks[-1].a + blocks[-1].size == len(committed):
+            return words[blocks[-1].b + blocks[-1].size :]
+        return [w for w in words if w.start > self._last_end - _TIME_SLACK]
+
+    def _commit(self, words: list[Word]) -> None:
+        if not words:
+            return
+        self._turn_words.extend(words)
+        self._in_buffer.extend(words)
+        self._last_end = words[-1].end
+
+    def _trim(self, segments: list[Segment]) -> None:
+        """Past ``trim_seconds``, cut the buffer at the last segment end before the last
+        committed word (whisper_streaming's "segment" trimming)."""
+        if self.buffered_seconds <= self.settings.trim_seconds:
+            return
+        ends = [s.end for s in segments[:-1] if s.end <= self._last_end]
+        cut = ends[-1] if ends else None
+        if (
+            cut is None
+            and self.buffered_seconds > WINDOW_SECONDS - 2 * self.settings.min_chunk_seconds
+        ):
+            cut = self._last_end  # one window is all Whisper sees: cut at the committed text
+        if cut is not None and cut > self._offset:
+            self._drop(int((cut - self._offset) * SAMPLE_RATE))
+
+    def _drop(self, samples: int) -> None:
+        """Cut the buffer's first ``samples``; committed words before the cut become prompt."""
+        self._audio = self._audio[samples:]
+        self._offset += samples / SAMPLE_RATE
+        self._decoded_samples = max(0, self._decoded_samples - samples)
+        gone = [w for w in self._in_buffer if w.end <= self._offset]
+        self._in_buffer = self._in_buffer[len(gone) :]
+        self._remember(gone)
+
+    def _remember(self, words: list[Word]) -> None:
+        if words:
+            text = join_words(words, self.language)
+            separator = word_separator(self.language or "en")
+            self._history = f"{self._history}{separator}{text}"[-1000:]
+
+    def _prompt(self) -> str | None:
+        """The user's prompt and the committed text before the buffer (text inside it would
+        make Whisper skip the words it names)."""
+        committed = (
+            self._history[-self.settings.prompt_chars :].strip()
+            if self.settings.prompt_chars
+            else ""
+        )
+        prompt = " ".join(p for p in (self._first_prompt, committed) if p)
+        return prompt or None
+
+    def _reset_buffer(self, offset: float, rest: np.ndarray | None = None) -> None:
+        self._remember(getattr(self, "_in_buffer", []))
+        self._in_buffer: list[Word] = []
+        self._audio = np.zeros(0, np.float32) if rest is None else rest
+        self._offset = offset
+        self._decoded_samples = 0
+        self._previous: list[Word] = []
+        self._turn_words: list[Word] = []
+        self._turn_start: float | None = None
+        self._last_end = offset
+
+
+def _speech_regions(audio: np.ndarray, settings: StreamingSettings) -> list[tuple[int, int]]:
+    """Silero VAD speech regions of ``audio`` (sample indices); a region still open at the end
+    of the audio ends there."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    options = VadOptions(
+        threshold=settings.vad_threshold,
+        min_silence_duration_ms=int(settings.end_silence_seconds * 1000),
+        speech_pad_ms=_VAD_PAD_MS,
+    )
+    return [(int(r["start"]), int(r["end"])) for r in get_speech_timestamps(audio, options)]
+
+
+def _spread(segment: Segment) -> tuple[Word, ...]:
+    """Words for an engine that gives none: the text's words spread evenly over the segment."""
+    parts = segment.text.split()
+    if not parts:
+        return ()
+    step = (segment.end - segment.start) / len(parts)
+    return tuple(
+        Word(segment.start + i * step, segment.start + (i + 1) * step, " " + part, 1.0)
+        for i, part in enumerate(parts)
+    )
+
+
+def _key(word: Word) -> str:
+    """A word as hypotheses are compared: case and punctuation do not count."""
+    return re.sub(r"[^\w']", "", word.word.lower()) or word.word
