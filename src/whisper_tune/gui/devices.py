@@ -6,7 +6,9 @@ machines without PortAudio or without any sound device.
 
 from __future__ import annotations
 
+import queue
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -83,6 +85,50 @@ class Recorder:
         with self._lock:
             self._chunks.append(indata[:, 0].copy())
             self._frames += frames
+
+
+class LiveMicrophone:
+    """The default microphone as a live source: iterate to get 16 kHz mono float32 blocks
+    as they are recorded, until :meth:`close` (from any thread) ends the iteration."""
+
+    def __init__(self, block_seconds: float = 0.1) -> None:
+        self.block_seconds = block_seconds
+        self._blocks: queue.Queue[np.ndarray | None] = queue.Queue()
+        self._stream = None
+
+    def open(self) -> LiveMicrophone:
+        sd = _sounddevice("record")
+        try:
+            rate = int(sd.query_devices(kind="input")["default_samplerate"])
+            self._stream = sd.InputStream(
+                samplerate=rate,
+                channels=1,
+                dtype="float32",
+                blocksize=int(rate * self.block_seconds),
+                callback=self._callback,
+            )
+            self._stream.start()
+        except Exception as exc:  # PortAudioError: no input device, device busy, …
+            self.close()
+            raise AudioError(f"cannot record: no usable microphone ({exc})") from None
+        return self
+
+    def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.stop()
+            stream.close()
+        self._blocks.put(None)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while (block := self._blocks.get()) is not None:
+            yield block
+
+    def _callback(self, indata: np.ndarray, frames: int, time, status) -> None:
+        stream = self._stream
+        if stream is not None:
+            rate = int(stream.samplerate)
+            self._blocks.put(resample(indata[:, 0].copy(), rate, SAMPLE_RATE))
 
 
 class Player:

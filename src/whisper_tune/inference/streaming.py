@@ -28,7 +28,7 @@ from whisper_tune.audio import SAMPLE_RATE
 from whisper_tune.inference.chunks import WINDOW_SECONDS
 from whisper_tune.inference.postprocess import word_separator
 from whisper_tune.inference.types import Segment, TranscribeOptions, Transcriber, Word
-from whisper_tune.options import check_ranges
+from whisper_tune.options import check_ranges, option
 
 _TIME_SLACK = 0.1  # a word starting this much before the last committed end may be new
 _VAD_PAD_MS = 100  # speech padding of the VAD's regions
@@ -39,12 +39,26 @@ _VAD_PAD = _VAD_PAD_MS * SAMPLE_RATE // 1000
 class StreamingSettings:
     """How often the buffer is decoded, when it is trimmed and what ends a turn."""
 
-    min_chunk_seconds: float = 1.0  # new audio between two decodes
-    trim_seconds: float = 15.0  # buffer length past which it is cut at a committed segment end
-    vad: bool = True  # Silero VAD: skip silence, end turns
-    vad_threshold: float = 0.5  # speech probability of a speech frame
-    end_silence_seconds: float = 0.5  # silence after speech that ends a turn (VAD on)
-    prompt_chars: int = 200  # committed text given as the prompt (its last characters)
+    min_chunk_seconds: float = option(
+        1.0, help="new audio between two decodes of the buffer (s)", group="streaming"
+    )
+    trim_seconds: float = option(
+        15.0,
+        help="cut the buffer at a committed segment end once it is longer (s)",
+        group="streaming",
+    )
+    vad: bool = option(
+        True, help="Silero VAD: skip silence, end a turn after silence", group="streaming"
+    )
+    vad_threshold: float = option(
+        0.5, help="speech probability above which a VAD frame is speech", group="streaming"
+    )
+    end_silence_seconds: float = option(
+        0.5, help="silence after speech that ends a turn (s)", group="streaming"
+    )
+    prompt_chars: int = option(
+        200, help="characters of committed text given as the prompt", group="streaming"
+    )
 
     def __post_init__(self) -> None:
         check_ranges(
