@@ -6,12 +6,26 @@ Torch-free, so the command line can derive its model flags from these fields che
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from whisper_tune.audio_context import FULL_POSITIONS, check_audio_ctx
 from whisper_tune.options import check_ranges, option
 
 ENGINES = ("auto", "ct2", "transformers", "whispercpp")
 # short files (<= 30 s) decoded together by transcribe and evaluate unless --batch_size says
 FILE_BATCH_SIZE = 4  # beam 5 x 4 windows: ~500 MB peak for tiny.en int8; 8 took ~750 MB
+
+
+def audio_ctx_option() -> Any:
+    """The ``--audio_ctx`` field, declared once for transcribe, serve, gui and evaluate."""
+    return option(
+        "auto",
+        help="encoder context per window: auto: a short clip (and the last part of long audio) "
+        "at its own length on a model fine-tuned with finetune --dynamic_audio_ctx (2 s "
+        "floor, whole seconds), 30 s windows on any other model; full: always 30 s; N: at "
+        f"least N encoder positions of 20 ms (1..{FULL_POSITIONS}, whisper.cpp's -ac; a "
+        "stock model drifts or loops below 30 s, a warning says so)",
+    )
 
 
 @dataclass(frozen=True)
@@ -46,8 +60,10 @@ class EngineSettings:
     assistant_model_path: str | None = option(
         None, help="smaller HF Whisper for speculative decoding (transformers engine)"
     )
+    audio_ctx: str = audio_ctx_option()
 
     def __post_init__(self) -> None:
+        check_audio_ctx(self.audio_ctx)
         check_ranges(self, num_workers=self.num_workers >= 1, cpu_threads=self.cpu_threads >= 0)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from whisper_tune.engine_settings import ENGINES, FILE_BATCH_SIZE
+from whisper_tune.audio_context import check_audio_ctx
+from whisper_tune.engine_settings import ENGINES, FILE_BATCH_SIZE, audio_ctx_option
 from whisper_tune.options import TASKS, option
 
 # the transcript normalisation before scoring: evaluate's and finetune's (checkpoint metric)
@@ -100,6 +101,9 @@ class EvalConfig:
         20, help="--report html: how many utterances to show, most errors over all models first"
     )
 
+    audio_ctx: str = audio_ctx_option()
+
     def __post_init__(self) -> None:
+        check_audio_ctx(self.audio_ctx)
         if isinstance(self.model_path, str):  # one model, as the seed's scripts pass it
             self.model_path = (self.model_path,)

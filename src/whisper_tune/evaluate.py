@@ -161,6 +161,7 @@ def _decode(
         engine=config.engine,
         compute_type=config.compute_type,
         local_files_only=config.local_files_only,
+        audio_ctx=config.audio_ctx,
     )
     _check_vocabulary(transcriber, reference, utterances, language, config)
     options = TranscribeOptions(

@@ -100,6 +100,22 @@ def load_whisper(reference: str, local_files_only: bool = False, **kwargs):
         raise ModelError(f"cannot load Whisper model {reference!r}: {_first_line(exc)}") from None
 
 
+def encode_audio(encoder, features):
+    """A ``WhisperEncoder``'s output for log-mel ``features`` of any even length up to 3000
+    frames: transformers' ``forward`` insists on 3000, so this runs the same layers with the
+    positional embeddings cut to the input (``audio_ctx``, as whisper.cpp and CTranslate2 do)."""
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    hidden = torch.nn.functional.gelu(encoder.conv1(features))
+    hidden = torch.nn.functional.gelu(encoder.conv2(hidden)).permute(0, 2, 1)
+    hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]]
+    hidden = torch.nn.functional.dropout(hidden, p=encoder.dropout, training=encoder.training)
+    for layer in encoder.layers:
+        hidden = layer(hidden, None)
+    return BaseModelOutput(last_hidden_state=encoder.layer_norm(hidden))
+
+
 def model_name(reference: str) -> str:
     """Short name for output folders: "openai/whisper-tiny" → "whisper-tiny",
     bundled "tiny.en" → "whisper-tiny.en"."""

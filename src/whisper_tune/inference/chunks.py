@@ -10,9 +10,11 @@ from typing import TypeVar
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE
+from whisper_tune.audio_context import ContextRule
 
 WINDOW_SECONDS = 30
 WINDOW_SAMPLES = WINDOW_SECONDS * SAMPLE_RATE
+HOP_SAMPLES = 160  # samples per log-mel frame
 TIME_PRECISION = 0.02  # seconds per timestamp token
 
 _T = TypeVar("_T")
@@ -118,3 +120,28 @@ def split_by_timestamps(tokens: list[int], timestamp_begin: int) -> tuple[list[P
         start = time(tail[0]) if is_ts[last] else 0.0
         pieces.append(Piece(start, None, tuple(tail)))
     return pieces, single_ending
+
+
+def content_frames(features: np.ndarray) -> int:
+    """Log-mel frames (last axis) before the zero padding that pads a window to 30 s, over a
+    whole batch: the normalised log-mel of real audio, silence included, never has an
+    all-zero frame."""
+    filled = np.flatnonzero(np.any(features != 0, axis=tuple(range(features.ndim - 1))))
+    return int(filled[-1]) + 1 if len(filled) else 0
+
+
+def group_by_context(lengths: list[int], rule: ContextRule) -> list[list[int]]:
+    """Indices of clips (``lengths`` in samples) grouped so that each group's clips need
+    encoder contexts at most one rounding step apart (shortest first); one group when the
+    rule gives every window 30 s."""
+
+    def positions(index: int) -> int:
+        return rule.positions(lengths[index] // HOP_SAMPLES + 1)
+
+    groups: list[list[int]] = []
+    for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if groups and positions(index) - positions(groups[-1][0]) <= rule.multiple:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups

@@ -11,8 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE
+from whisper_tune.audio_context import FULL, ContextRule
 from whisper_tune.errors import ModelError
-from whisper_tune.inference.chunks import WINDOW_SAMPLES, quiet_windows, until_cancelled
+from whisper_tune.inference.chunks import (
+    WINDOW_SAMPLES,
+    content_frames,
+    group_by_context,
+    quiet_windows,
+    until_cancelled,
+)
 from whisper_tune.inference.policy import DecodingPolicy
 from whisper_tune.inference.postprocess import finish_segments
 from whisper_tune.inference.types import Segment, TranscribeOptions, TranscriptionInfo, Word
@@ -25,7 +32,12 @@ _MAX_INITIAL_TIMESTAMP_INDEX = 50  # faster-whisper's max_initial_timestamp 1.0 
 class CT2Transcriber:
     """A :class:`~whisper_tune.inference.types.Transcriber` over a CTranslate2 model dir
     (checked by :func:`whisper_tune.models.resolve_ct2_model`: it holds ``tokenizer.json``, so
-    faster-whisper never reaches for the hub)."""
+    faster-whisper never reaches for the hub).
+
+    ``audio_context`` other than 30 s windows (:mod:`whisper_tune.audio_context`): every
+    encoder pass gets only the frames its windows fill (rounded up as the rule says) instead
+    of the zero padding to 3000 frames that faster-whisper adds; a full window stays full.
+    """
 
     engine = "ct2"
 
@@ -36,6 +48,7 @@ class CT2Transcriber:
         compute_type: str = "default",
         num_workers: int = 1,
         cpu_threads: int = 0,
+        audio_context: ContextRule = FULL,
     ) -> None:
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
@@ -53,6 +66,9 @@ class CT2Transcriber:
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"cannot load CTranslate2 model {self.model_dir}: {exc}") from None
         self.compute_type = self.model.model.compute_type  # what "default" resolved to
+        self.audio_context = audio_context
+        if audio_context != FULL:
+            _encode_own_length(self.model, audio_context)
         self.batched = BatchedInferencePipeline(self.model)
         self.timestamp_begin = self.model.hf_tokenizer.token_to_id("<|notimestamps|>") + 1
 
@@ -129,6 +145,23 @@ class CT2Transcriber:
         alone = dataclasses.replace(options, batch_size=1)  # one window: sequential decoding
         if not can_batch(options, policy) or any(len(a) > WINDOW_SAMPLES for a in audios):
             return [_collect(*self.transcribe(audio, alone)) for audio in audios]
+        groups = group_by_context([len(a) for a in audios], self.audio_context)
+        if len(groups) > 1:  # clips of similar length share an encoder context
+            decoded: dict[int, tuple] = {}
+            for group in groups:
+                found = self._decode_batch([audios[i] for i in group], options, policy, alone)
+                decoded.update(zip(group, found, strict=True))
+            return [decoded[i] for i in range(len(audios))]
+        return self._decode_batch(audios, options, policy, alone)
+
+    def _decode_batch(
+        self,
+        audios: Sequence[np.ndarray],
+        options: TranscribeOptions,
+        policy: DecodingPolicy,
+        alone: TranscribeOptions,
+    ) -> list[tuple[tuple[Segment, ...], TranscriptionInfo]]:
+        """:meth:`transcribe_batch` for clips that share one encoder pass."""
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
@@ -304,6 +337,19 @@ def _window_features(model, audio: np.ndarray) -> tuple[np.ndarray, int]:
     features = model.feature_extractor(audio)
     frames = min(model.feature_extractor.nb_max_frames, features.shape[-1] - 1)
     return pad_or_trim(features[:, :frames]), frames
+
+
+def _encode_own_length(model, rule: ContextRule) -> None:
+    """Make faster-whisper's ``model.encode`` (which every window, language detection and
+    batch goes through, zero-padded to 3000 frames) cut the padding down to ``rule``'s frames
+    for the longest window of the batch."""
+    encode = model.encode
+
+    def encode_own_length(features: np.ndarray):
+        frames = rule.frames(content_frames(features))
+        return encode(np.ascontiguousarray(features[..., :frames]))
+
+    model.encode = encode_own_length
 
 
 def _collect(segments: Iterator[Segment], info: TranscriptionInfo):

@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE
+from whisper_tune.audio_context import FULL, ContextRule
 from whisper_tune.errors import ModelError
 from whisper_tune.inference.alignment import align_words, place_words
 from whisper_tune.inference.chunks import (
+    HOP_SAMPLES,
     WINDOW_SAMPLES,
     Piece,
     cancelled,
@@ -35,7 +37,7 @@ from whisper_tune.inference.policy import DecodingPolicy
 from whisper_tune.inference.postprocess import finish_segments
 from whisper_tune.inference.types import Segment, TranscribeOptions, TranscriptionInfo
 from whisper_tune.languages import check_task, language_code
-from whisper_tune.models import load_processor, load_whisper
+from whisper_tune.models import encode_audio, load_processor, load_whisper
 from whisper_tune.resolve import resolve_hf_model
 
 log = logging.getLogger("whisper_tune.inference")
@@ -94,7 +96,12 @@ class _Prompt:
 
 
 class HFTranscriber:
-    """A :class:`~whisper_tune.inference.types.Transcriber` over a Hugging Face Whisper."""
+    """A :class:`~whisper_tune.inference.types.Transcriber` over a Hugging Face Whisper.
+
+    With an ``audio_context`` other than 30 s windows (:mod:`whisper_tune.audio_context`),
+    the encoder gets only the frames a batch's longest window fills, rounded up as the rule
+    says (not with an assistant model, which encodes 30 s windows itself).
+    """
 
     engine = "transformers"
 
@@ -106,6 +113,7 @@ class HFTranscriber:
         cpu_threads: int = 0,
         assistant_reference: str | None = None,
         local_files_only: bool = False,
+        audio_context: ContextRule = FULL,
     ) -> None:
         import torch
 
@@ -130,6 +138,7 @@ class HFTranscriber:
         self.sot_id = config.decoder_start_token_id
         self.language_ids = dict(getattr(config, "lang_to_id", None) or {})
         self.is_multilingual = bool(getattr(config, "is_multilingual", False))
+        self.audio_context = FULL if self.assistant is not None else audio_context
 
     def _load(self, resolved: str, local_files_only: bool):
         model = load_whisper(resolved, local_files_only, dtype=self.dtype)
@@ -387,13 +396,16 @@ class HFTranscriber:
         return [*prompt, self.timestamp_begin - 1]
 
     def _features(self, windows: list[np.ndarray]):
+        """The windows' log-mel features, padded to 30 s and cut to the audio context."""
         features = self.processor.feature_extractor(
             windows, sampling_rate=SAMPLE_RATE, return_tensors="pt"
         ).input_features
+        content = max(len(window) for window in windows) // HOP_SAMPLES + 1
+        features = features[..., : self.audio_context.frames(content)]
         return features.to(self.device, self.dtype)
 
     def _encode(self, features):
-        return self.model.get_encoder()(features).last_hidden_state
+        return encode_audio(self.model.get_encoder(), features).last_hidden_state
 
     def _first_logits(self, hidden):
         """Decoder logits after the start-of-transcript token (no-speech and language probs)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from whisper_tune.audio_context import ContextRule, context_rule, read_marker
 from whisper_tune.engine_settings import ENGINES, EngineSettings
 from whisper_tune.errors import ModelError
 from whisper_tune.inference.ggml_format import is_ggml_file
@@ -67,22 +68,37 @@ def load_transcriber(settings: EngineSettings | str, **changes) -> Transcriber:
             cpu_threads=settings.cpu_threads,
             assistant_reference=settings.assistant_model_path,
             local_files_only=settings.local_files_only,
+            audio_context=_audio_context(settings, settings.model_path),
         )
     if settings.assistant_model_path:
         raise ModelError("an assistant model needs the transformers engine (--engine transformers)")
     if chosen == "whispercpp":
         from whisper_tune.inference.whispercpp import WhisperCppTranscriber
 
-        return WhisperCppTranscriber(settings.model_path, cpu_threads=settings.cpu_threads)
+        return WhisperCppTranscriber(
+            settings.model_path,
+            cpu_threads=settings.cpu_threads,
+            audio_context=_audio_context(settings, settings.model_path),
+        )
     from whisper_tune.inference.ct2 import CT2Transcriber
 
+    model_dir = resolve_ct2_model(settings.model_path, settings.local_files_only)
     return CT2Transcriber(
-        resolve_ct2_model(settings.model_path, settings.local_files_only),
+        model_dir,
         device=settings.device,
         compute_type=ct2_compute_type(settings),
         num_workers=settings.num_workers,
         cpu_threads=settings.cpu_threads,
+        audio_context=_audio_context(settings, model_dir),
     )
+
+
+def _audio_context(settings: EngineSettings, model_path: str) -> ContextRule:
+    """The encoder context rule ``--audio_ctx`` asks for on this model (its marker, if any:
+    see :mod:`whisper_tune.audio_context`); a hub id has none."""
+    path = Path(model_path).expanduser()
+    trained = read_marker(path) if path.exists() else None
+    return context_rule(settings.audio_ctx, trained, str(model_path))
 
 
 def ct2_compute_type(settings: EngineSettings) -> str:

@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE
+from whisper_tune.audio_context import FULL, ContextRule
 from whisper_tune.errors import ModelError, WhisperTuneError
+from whisper_tune.inference.chunks import HOP_SAMPLES, WINDOW_SAMPLES
 from whisper_tune.inference.ggml_format import F32_HINT, check_ggml_file
 from whisper_tune.inference.postprocess import finish_segments
 from whisper_tune.inference.types import Segment, TranscribeOptions, TranscriptionInfo
@@ -34,12 +36,16 @@ class WhisperCppTranscriber:
 
     The file is checked first (GGML magic, complete tensor directory, not f32, which
     whisper.cpp's CPU backend cannot run), so a bad file is an error, not a crash.
-    One whisper.cpp context decodes one audio at a time.
+    One whisper.cpp context decodes one audio at a time. With an ``audio_context`` other than
+    30 s windows, a clip of at most 30 s is encoded at its own length (whisper.cpp's
+    ``audio_ctx``, which would cut every window of longer audio, so those keep 30 s).
     """
 
     engine = "whispercpp"
 
-    def __init__(self, model_file: str | Path, cpu_threads: int = 0) -> None:
+    def __init__(
+        self, model_file: str | Path, cpu_threads: int = 0, audio_context: ContextRule = FULL
+    ) -> None:
         if importlib.util.find_spec("pywhispercpp") is None:
             raise WhisperTuneError(
                 "the whisper.cpp engine needs pywhispercpp: pip install 'whisper-tune[ggml]'"
@@ -51,6 +57,7 @@ class WhisperCppTranscriber:
         if header.ftype == 0:
             raise ModelError(f"cannot run {self.model_file}{F32_HINT}")
         self.is_multilingual = header.multilingual
+        self.audio_context = audio_context
         self.model = Model(
             str(self.model_file),
             redirect_whispercpp_logs_to=None,
@@ -59,6 +66,12 @@ class WhisperCppTranscriber:
             print_realtime=False,
         )
         self._lock = threading.Lock()
+
+    def _audio_ctx(self, samples: int) -> int:
+        """whisper.cpp's ``audio_ctx`` for a clip of ``samples``: 0 (30 s) unless short."""
+        if self.audio_context == FULL or samples > WINDOW_SAMPLES:
+            return 0
+        return self.audio_context.positions(samples // HOP_SAMPLES + 1)
 
     def transcribe(
         self, audio: np.ndarray, options: TranscribeOptions
@@ -93,6 +106,7 @@ class WhisperCppTranscriber:
             suppress_nst=True,  # as Hugging Face's and faster-whisper's suppress_tokens
             strategy=_strategy(options.beam_size),
             beam_search={"beam_size": max(1, options.beam_size), "patience": -1.0},
+            audio_ctx=self._audio_ctx(len(audio)),  # 0: 30 s (the setting persists too)
         )
         cancel = options.cancel
 
