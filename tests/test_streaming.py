@@ -121,8 +121,10 @@ def test_live_tiny_en_matches_offline_and_vad_ends_the_turn(tiny_en_transcriber,
     updates = feed(stream, audio)
     starts = [u.speech_started for u in updates if u.speech_started is not None]
     assert len(starts) == 1 and 1.5 < starts[0] < 2.5  # the VAD heard speech start at ~2 s
-    turns = [u.turn for u in updates if u.turn]
+    ends = [u for u in updates if u.turn]
+    turns = [u.turn for u in ends]
     assert len(turns) == 1  # the trailing second of silence ended the turn, no end_turn()
+    assert any(u.committed for u in updates[: updates.index(ends[0])])  # words came early
     committed = " ".join(u.committed_text for u in updates if u.committed)
     assert normalize_english(committed) == normalize_english(turns[0].text)
     assert jiwer.wer(normalize_english(offline), normalize_english(turns[0].text)) <= 0.05

@@ -16,8 +16,9 @@ HELP = "serve a model over HTTP: the seed's /recognition API, an OpenAI-compatib
 DESCRIPTION = (
     "Serve a Whisper model over HTTP. Endpoints: POST /recognition and /recognition_stream "
     "(the seed's API), POST /v1/audio/transcriptions and /v1/audio/translations, GET "
-    "/v1/models (OpenAI-compatible), GET /health, and a web page at /. Binds to loopback "
-    "unless --host says otherwise."
+    "/v1/models (OpenAI-compatible), the WebSocket /v1/realtime (live transcription, the "
+    "OpenAI Realtime API's transcription events), GET /health, and a web page at /. Binds to "
+    "loopback unless --host says otherwise."
 )
 
 
@@ -96,6 +97,28 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=64,
         help="open connections and requests at once (503 beyond)",
     )
+    add(
+        parser,
+        "--realtime_sessions",
+        type=int,
+        default=4,
+        help="live transcription sessions (/v1/realtime WebSockets) at once (refused beyond)",
+    )
+    add(
+        parser,
+        "--realtime_idle_timeout",
+        type=float,
+        default=60.0,
+        help="seconds a live session may send no event before it is closed",
+    )
+    add(
+        parser,
+        "--realtime_max_event_mb",
+        type=float,
+        default=1.0,
+        help="largest live-session event in MiB (an error event above, the connection closed "
+        "above twice that)",
+    )
     parser.set_defaults(run=_run)
 
 
@@ -125,5 +148,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         job_timeout=args.job_timeout,
         header_timeout=args.header_timeout,
         max_connections=args.max_connections,
+        realtime_sessions=args.realtime_sessions,
+        realtime_idle_timeout=args.realtime_idle_timeout,
+        realtime_max_event_mb=args.realtime_max_event_mb,
         allowed_hosts=tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip()),
     )

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from whisper_tune import __version__
 from whisper_tune.inference.types import Transcriber
-from whisper_tune.server import openai_api, seed_api
+from whisper_tune.server import openai_api, realtime, seed_api
 from whisper_tune.server.config import ServerConfig
 from whisper_tune.server.errors import install_error_handlers
 from whisper_tune.server.guard import RequestGuard
@@ -38,15 +38,18 @@ def create_app(config: ServerConfig, transcriber: Transcriber) -> FastAPI:
         max_audio_seconds=config.max_audio_seconds,
         job_timeout=config.job_timeout,
     )
+    live = realtime.RealtimeLimits(config.realtime_sessions, config.num_workers)
     page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     page_headers = {"Content-Security-Policy": page_policy(page)}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool.start()
+        live.start()
         try:
             yield
         finally:
+            live.stop()
             pool.stop()
 
     app = FastAPI(
@@ -58,6 +61,7 @@ def create_app(config: ServerConfig, transcriber: Transcriber) -> FastAPI:
         openapi_url=None,
     )
     app.state.server = ServerState(config, pool, model_name(config.model_path))
+    app.state.realtime = live
     app.add_middleware(
         RequestGuard, max_bytes=config.max_upload_bytes, read_timeout=config.request_timeout
     )
@@ -66,6 +70,7 @@ def create_app(config: ServerConfig, transcriber: Transcriber) -> FastAPI:
     install_error_handlers(app)
     app.include_router(seed_api.router)
     app.include_router(openai_api.router)
+    app.include_router(realtime.router)
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -83,6 +88,7 @@ def create_app(config: ServerConfig, transcriber: Transcriber) -> FastAPI:
             "engine": transcriber.engine,
             "auth": config.api_key is not None,
             **pool.stats(),
+            **live.stats(),
         }
 
     return app

@@ -31,6 +31,9 @@ class ServerConfig:
     header_timeout: float = 10.0  # a connection's request line and headers
     max_connections: int = 64  # open connections and requests (uvicorn answers 503 beyond)
     allowed_hosts: tuple[str, ...] = ()  # Host names besides the bind address and loopback
+    realtime_sessions: int = 4  # open /v1/realtime sessions at once (refused beyond)
+    realtime_idle_timeout: float = 60.0  # a session without an event for this long is closed
+    realtime_max_event_mb: float = 1.0  # largest realtime event (an error event above)
 
     def __post_init__(self) -> None:
         checks = {
@@ -43,6 +46,9 @@ class ServerConfig:
             "job_timeout": self.job_timeout > 0,
             "header_timeout": self.header_timeout > 0,
             "max_connections": self.max_connections >= 1,
+            "realtime_sessions": self.realtime_sessions >= 0,
+            "realtime_idle_timeout": self.realtime_idle_timeout > 0,
+            "realtime_max_event_mb": self.realtime_max_event_mb > 0,
         }
         check_ranges(self, **checks)
 

@@ -41,4 +41,5 @@ def uvicorn_config(app, config: ServerConfig):
         log_level="info",
         http=header_timeout_protocol(config.header_timeout),
         limit_concurrency=config.max_connections,
+        ws_max_size=int(2 * config.realtime_max_event_mb * 1024 * 1024),  # closed above
     )

@@ -6,6 +6,7 @@ import hmac
 from dataclasses import dataclass
 
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from whisper_tune.inference.types import TranscribeOptions
 from whisper_tune.server.config import ServerConfig
@@ -26,13 +27,17 @@ class ServerState:
         )
 
 
-def server_state(request: Request) -> ServerState:
+KEY_SUBPROTOCOL = "openai-insecure-api-key."  # how a browser's WebSocket sends the key
+
+
+def server_state(request: HTTPConnection) -> ServerState:
     return request.app.state.server
 
 
-def has_api_key(request: Request) -> bool:
+def has_api_key(request: HTTPConnection) -> bool:
     """Whether the request carries the server's key (``Authorization: Bearer <key>`` or
-    ``X-API-Key``), compared in constant time; True when the server has no key."""
+    ``X-API-Key``; a WebSocket also as the subprotocol ``openai-insecure-api-key.<key>``),
+    compared in constant time; True when the server has no key."""
     expected = server_state(request).config.api_key
     if expected is None:
         return True
@@ -40,6 +45,9 @@ def has_api_key(request: Request) -> bool:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         given = token.strip()
+    for protocol in request.scope.get("subprotocols", ()):
+        if protocol.startswith(KEY_SUBPROTOCOL):
+            given = protocol[len(KEY_SUBPROTOCOL) :]
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
