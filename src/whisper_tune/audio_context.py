@@ -24,8 +24,10 @@ from whisper_tune.errors import WhisperTuneError
 log = logging.getLogger("whisper_tune.inference")
 
 MARKER_FILE = "whisper_tune.json"
+HOP_SAMPLES = 160  # samples per log-mel frame (16 kHz, 10 ms)
 FULL_POSITIONS = 1500  # encoder positions of a 30 s window (whisper.cpp's n_audio_ctx)
 FRAMES_PER_POSITION = 2  # the encoder's second convolution has stride 2
+SECONDS_PER_POSITION = 0.02
 FULL_FRAMES = FULL_POSITIONS * FRAMES_PER_POSITION
 MULTIPLE = 50  # positions: a context is rounded up to whole seconds
 FLOOR = 100  # positions: never below 2 s
@@ -57,6 +59,11 @@ class ContextRule:
 
 
 FULL = ContextRule(floor=FULL_POSITIONS)  # every window at 30 s, as Whisper was trained
+
+
+def frames_of(samples: int) -> int:
+    """Log-mel frames of ``samples`` of 16 kHz audio (as Whisper's feature extractors count)."""
+    return samples // HOP_SAMPLES + 1
 
 
 def check_audio_ctx(value: str) -> str:
@@ -106,10 +113,13 @@ def write_marker(model_path: str | Path, rule: ContextRule = ContextRule()) -> P
 
 
 def copy_marker(source: str | Path, target: str | Path) -> bool:
-    """Carry ``source``'s marker to ``target`` (a dir or file); whether there was one."""
+    """Carry ``source``'s marker to ``target`` (a dir or file), or remove a stale one from an
+    earlier export to the same place; whether ``source`` had one."""
     rule = read_marker(source)
     if rule is not None:
         write_marker(target, rule)
+    else:
+        marker_path(target).unlink(missing_ok=True)
     return rule is not None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from whisper_tune.audio_context import copy_marker
 from whisper_tune.errors import ModelError
 from whisper_tune.fsutil import atomic_dir
 from whisper_tune.models import load_processor, load_whisper, model_name
@@ -54,6 +55,7 @@ def merge_lora(
     with atomic_dir(target) as tmp:
         merged.save_pretrained(str(tmp))
         processor.save_pretrained(str(tmp))
+        copy_marker(lora_model, tmp)  # trained for dynamic audio context: the merge is too
         info = {
             "base_model": base_reference,
             "lora_model": str(lora_model),

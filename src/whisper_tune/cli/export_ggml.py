@@ -81,6 +81,8 @@ def _run(args: argparse.Namespace) -> int:
         f"{'multilingual' if report['multilingual'] else 'English only'}) "
         f"from {report['source']}"
     )
+    if report["dynamic_audio_ctx"]:
+        print(whisper_cpp_hint(report["output"]))
     check = report.get("check")
     if check is None:
         return 0
@@ -89,3 +91,17 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  Transformers: {check['hf_text']}")
     print("  same words" if check["same_text"] else "  WORDS DIFFER (after normalisation)")
     return 0 if check["same_text"] else 1
+
+
+def whisper_cpp_hint(model_file: str, seconds: float = 3.2) -> str:
+    """How to run a GGML file trained for dynamic audio context in whisper.cpp (``-ac``)."""
+    from whisper_tune.audio_context import SECONDS_PER_POSITION, ContextRule, frames_of
+
+    rule = ContextRule()
+    example = rule.positions(frames_of(round(seconds * 16000)))
+    return (
+        "trained for dynamic audio context: run whisper.cpp with -ac N for clips up to 30 s, "
+        f"N = the clip's length in {SECONDS_PER_POSITION * 1000:.0f} ms steps rounded up to a "
+        f"multiple of {rule.multiple}, at least {rule.floor}; e.g. a {seconds} s clip: "
+        f"whisper-cli -m {model_file} -ac {example} -f clip.wav"
+    )

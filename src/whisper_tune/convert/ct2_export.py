@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from whisper_tune.audio_context import copy_marker
 from whisper_tune.convert.parity import greedy_parity, parity_clip
 from whisper_tune.errors import ModelError
 from whisper_tune.fsutil import atomic_dir
@@ -60,6 +61,7 @@ def convert_to_ct2(
         processor = load_processor(source, local_files_only)
         _run_converter(source, scratch, quantization)
         _write_side_files(source, scratch, processor)
+        report["dynamic_audio_ctx"] = copy_marker(source, scratch)
         report["conversion_seconds"] = round(time.perf_counter() - started, 2)
         if sample is not None:
             audio, name = sample

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from whisper_tune.audio_context import copy_marker
 from whisper_tune.errors import ModelError, WhisperTuneError
 from whisper_tune.inference.ggml_format import (
     GGML_TYPE_F16,
@@ -172,6 +173,7 @@ def export_ggml(
         _verify(written, hparams)
         os.chmod(tmp, 0o644)
         os.replace(tmp, output)
+        dynamic_audio_ctx = copy_marker(reference, output)  # <output>.whisper_tune.json
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -186,6 +188,7 @@ def export_ggml(
         "hparams": written.hparams.__dict__,
         "tensors": len(written.tensors),
         "vocabulary": len(written.tokens),
+        "dynamic_audio_ctx": dynamic_audio_ctx,
     }
     if check_audio is not None:
         from whisper_tune.convert.ggml_check import check_ggml

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from whisper_tune.audio import SAMPLE_RATE, load_audio
+from whisper_tune.audio_context import frames_of
 from whisper_tune.data.manifest import Utterance
 from whisper_tune.data.targets import IGNORE, TargetBuilder
 from whisper_tune.errors import ManifestError, WhisperTuneError
@@ -155,12 +156,18 @@ class ShardStream(torch.utils.data.IterableDataset):
             yield self.make_sample(utterance, audio, index * workers + worker_id)
 
 
+FRAMES_KEY = "audio_frames"  # a batch's per-clip count of log-mel frames holding audio
+
+
 @dataclass
 class Collator:
-    """Pads a batch; turns bad samples into one clear error (or drops and counts them)."""
+    """Pads a batch; turns bad samples into one clear error (or drops and counts them).
+    ``with_frames``: the batch also says how many log-mel frames of each clip hold audio
+    (``audio_frames``, for audio-context training)."""
 
     pad_token_id: int
     skip_bad: bool = False
+    with_frames: bool = False
     skipped: list[str] = field(default_factory=list)
 
     def __call__(self, samples: list[dict]) -> dict:
@@ -184,7 +191,12 @@ class Collator:
             inputs[row, :n] = torch.tensor(sample["decoder_input_ids"])
             labels[row, :n] = torch.tensor(sample["labels"])
         features = torch.stack([torch.as_tensor(s["input_features"]) for s in good])
-        return {"input_features": features.float(), "decoder_input_ids": inputs, "labels": labels}
+        batch = {"input_features": features.float(), "decoder_input_ids": inputs, "labels": labels}
+        if self.with_frames:
+            batch[FRAMES_KEY] = torch.tensor(
+                [frames_of(round(s["seconds"] * SAMPLE_RATE)) for s in good]
+            )
+        return batch
 
 
 def check_audio_files(utterances: Sequence[Utterance], skip_bad: bool) -> list[Utterance]:

@@ -10,11 +10,10 @@ from typing import TypeVar
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE
-from whisper_tune.audio_context import ContextRule
+from whisper_tune.audio_context import ContextRule, frames_of
 
 WINDOW_SECONDS = 30
 WINDOW_SAMPLES = WINDOW_SECONDS * SAMPLE_RATE
-HOP_SAMPLES = 160  # samples per log-mel frame
 TIME_PRECISION = 0.02  # seconds per timestamp token
 
 _T = TypeVar("_T")
@@ -136,7 +135,7 @@ def group_by_context(lengths: list[int], rule: ContextRule) -> list[list[int]]:
     rule gives every window 30 s."""
 
     def positions(index: int) -> int:
-        return rule.positions(lengths[index] // HOP_SAMPLES + 1)
+        return rule.positions(frames_of(lengths[index]))
 
     groups: list[list[int]] = []
     for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):

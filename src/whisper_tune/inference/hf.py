@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE
-from whisper_tune.audio_context import FULL, ContextRule
+from whisper_tune.audio_context import FULL, ContextRule, frames_of
 from whisper_tune.errors import ModelError
 from whisper_tune.inference.alignment import align_words, place_words
 from whisper_tune.inference.chunks import (
-    HOP_SAMPLES,
     WINDOW_SAMPLES,
     Piece,
     cancelled,
@@ -400,7 +399,7 @@ class HFTranscriber:
         features = self.processor.feature_extractor(
             windows, sampling_rate=SAMPLE_RATE, return_tensors="pt"
         ).input_features
-        content = max(len(window) for window in windows) // HOP_SAMPLES + 1
+        content = frames_of(max(len(window) for window in windows))
         features = features[..., : self.audio_context.frames(content)]
         return features.to(self.device, self.dtype)
 

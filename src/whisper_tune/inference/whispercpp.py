@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE
-from whisper_tune.audio_context import FULL, ContextRule
+from whisper_tune.audio_context import FULL, ContextRule, frames_of
 from whisper_tune.errors import ModelError, WhisperTuneError
-from whisper_tune.inference.chunks import HOP_SAMPLES, WINDOW_SAMPLES
+from whisper_tune.inference.chunks import WINDOW_SAMPLES
 from whisper_tune.inference.ggml_format import F32_HINT, check_ggml_file
 from whisper_tune.inference.postprocess import finish_segments
 from whisper_tune.inference.types import Segment, TranscribeOptions, TranscriptionInfo
@@ -71,7 +71,7 @@ class WhisperCppTranscriber:
         """whisper.cpp's ``audio_ctx`` for a clip of ``samples``: 0 (30 s) unless short."""
         if self.audio_context == FULL or samples > WINDOW_SAMPLES:
             return 0
-        return self.audio_context.positions(samples // HOP_SAMPLES + 1)
+        return self.audio_context.positions(frames_of(samples))
 
     def transcribe(
         self, audio: np.ndarray, options: TranscribeOptions

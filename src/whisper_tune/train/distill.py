@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import torch
 
+from whisper_tune.audio_context import ContextRule
+from whisper_tune.data.dataset import FRAMES_KEY
 from whisper_tune.data.targets import IGNORE
+from whisper_tune.train.audio_ctx import label_cross_entropy, truncated_logits
 from whisper_tune.train.metric_eval import SelectingTrainer
 
 
@@ -34,25 +37,57 @@ def kl_to_reference(
 
 class DistillingTrainer(SelectingTrainer):
     """A :class:`SelectingTrainer` whose training loss adds ``kl_weight`` × the KL term
-    (evaluation losses stay plain cross-entropy); the logs show the KL as ``kl``."""
+    (evaluation losses stay plain cross-entropy); the logs show the KL as ``kl``.
 
-    def __init__(self, *args, kl_weight: float = 0.0, **kwargs) -> None:
+    With ``audio_context`` (``--dynamic_audio_ctx``) the training loss is instead
+    :func:`whisper_tune.train.audio_ctx.context_distillation_loss` (``audio_ctx_weight``), its
+    KL logged as ``ctx_kl``; batches then carry each clip's audio frames, which evaluation drops.
+    """
+
+    def __init__(
+        self,
+        *args,
+        kl_weight: float = 0.0,
+        audio_context: ContextRule | None = None,
+        audio_ctx_weight: float = 1.0,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.kl_weight = kl_weight
-        self._kl: list[torch.Tensor] = []
+        self.audio_context = audio_context
+        self.audio_ctx_weight = audio_ctx_weight
+        if audio_context is not None:
+            self.loss_is_scaled_for_ga = False  # a mean per batch, as the KL term is
+        self._logged: dict[str, list[torch.Tensor]] = {}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        frames = inputs.pop(FRAMES_KEY, None)
+        if self.audio_context is not None and model.training:
+            return self._context_loss(model, inputs, frames, return_outputs)
         if not self.kl_weight or not model.training:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
         peft_model = self.accelerator.unwrap_model(model)
         kl = kl_to_reference(reference_logits(peft_model, inputs), outputs.logits, inputs["labels"])
-        self._kl.append(kl.detach())
+        self._logged.setdefault("kl", []).append(kl.detach())
         loss = loss + self.kl_weight * kl
         return (loss, outputs) if return_outputs else loss
 
+    def _context_loss(self, model, inputs, frames, return_outputs: bool):
+        """Cross-entropy of the truncated-context pass + ``audio_ctx_weight`` × its KL to the
+        base model's full 30 s pass (see :mod:`whisper_tune.train.audio_ctx`)."""
+        peft_model = self.accelerator.unwrap_model(model)
+        teacher = reference_logits(peft_model, inputs)
+        student = truncated_logits(peft_model.get_base_model(), inputs, frames, self.audio_context)
+        kl = kl_to_reference(teacher, student, inputs["labels"])
+        self._logged.setdefault("ctx_kl", []).append(kl.detach())
+        loss = label_cross_entropy(student, inputs["labels"]) + self.audio_ctx_weight * kl
+        return (loss, None) if return_outputs else loss
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if self._kl and "loss" in logs:
-            logs["kl"] = round(float(torch.stack(self._kl).mean()), 6)
-            self._kl.clear()
+        if "loss" in logs:
+            for name, values in self._logged.items():
+                if values:
+                    logs[name] = round(float(torch.stack(values).mean()), 6)
+                    values.clear()
         super().log(logs, start_time)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from whisper_tune.audio_context import ContextRule, write_marker
 from whisper_tune.data.dataset import (
     Collator,
     ManifestDataset,
@@ -127,7 +128,11 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         model.print_trainable_parameters()
 
     run_dir = Path(config.output_dir) / model_name(config.base_model)
-    collator = Collator(processor.tokenizer.convert_tokens_to_ids("<|endoftext|>"), config.skip_bad)
+    collator = Collator(
+        processor.tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        config.skip_bad,
+        with_frames=config.dynamic_audio_ctx,
+    )
     facts = {"resolved_base_model": reference, "world_size": world_size, "total_steps": total_steps}
     callbacks = [RunConfigCallback(config, facts)]
     if config.use_adalora:
@@ -146,6 +151,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         callbacks=callbacks,
         rule=rule,
         kl_weight=config.kl_weight,
+        audio_context=ContextRule() if config.dynamic_audio_ctx else None,
+        audio_ctx_weight=config.audio_ctx_weight,
     )
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
@@ -169,6 +176,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
             config.save(best, global_step=best_record.step, **facts)
         else:
             _copy_checkpoint(final, best, processor)
+        if config.dynamic_audio_ctx:
+            write_marker(best)
     if config.push_to_hub and trainer.is_world_process_zero():
         trainer.push_to_hub(commit_message="whisper-tune fine-tune")
     if world_size > 1:
@@ -217,6 +226,7 @@ def _check_hardware(config: FinetuneConfig) -> None:
         warmup_steps=(config.warmup_steps or 0) >= 0,
         prompt_ratio=0 <= config.prompt_ratio <= 1,
         kl_weight=config.kl_weight >= 0,
+        audio_ctx_weight=config.audio_ctx_weight >= 0,
         replay_ratio=0 <= config.replay_share() < 1,
         freeze_encoder_layers=(config.freeze_encoder_layers or 0) >= 0,
     )
@@ -224,6 +234,11 @@ def _check_hardware(config: FinetuneConfig) -> None:
         raise WhisperTuneError(
             f"--replay_ratio {config.replay_ratio} mixes general speech into training: "
             "it needs --replay_data (a manifest)"
+        )
+    if config.dynamic_audio_ctx and config.kl_weight:
+        raise WhisperTuneError(
+            "--kl_weight and --dynamic_audio_ctx: the audio-context loss already pulls the "
+            "model towards the base model (its KL); weigh it with --audio_ctx_weight"
         )
     if config.regression_data and not config.test_data:
         raise WhisperTuneError("--regression_data is scored at each eval: it needs --test_data")
@@ -358,8 +373,8 @@ def _check_languages(targets: TargetBuilder, train_set, eval_set, language: str 
 
 def _can_cache_encoder(config: FinetuneConfig, train_set, eval_set, model_config) -> bool:
     """Encode each clip once when the audio is fixed between epochs and the cache fits."""
-    if not config.cache_encoder_outputs:
-        return False
+    if not config.cache_encoder_outputs or config.dynamic_audio_ctx:
+        return False  # audio-context training encodes each clip at two lengths
     if config.augment_config_path or not isinstance(train_set, (ManifestDataset, ReplayMix)):
         return False
     clips = len(train_set) + (len(eval_set) if eval_set is not None else 0)
@@ -429,6 +444,8 @@ def _save_checkpoint(trainer, processor, target: Path, config: FinetuneConfig, f
         trainer.save_model(str(tmp))
         processor.save_pretrained(str(tmp))
         config.save(tmp, global_step=trainer.state.global_step, **facts)
+        if config.dynamic_audio_ctx:
+            write_marker(tmp)
 
 
 def _copy_checkpoint(source: Path, target: Path, processor) -> None:
