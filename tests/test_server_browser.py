@@ -95,3 +95,41 @@ def test_page_records_from_the_microphone(serve_app, tiny_en_transcriber, englis
             assert "snow" in transcript and "tomorrow" in transcript, transcript
         finally:
             browser.close()
+
+
+def test_page_live_mode_shows_words_as_they_are_spoken(
+    serve_app, tiny_en_transcriber, english_clip
+):
+    """Live: the fake microphone plays the clip (in a loop) through the AudioWorklet and the
+    realtime WebSocket; committed words appear, then the turn with its times, under the
+    page's policy (the worklet allowed by URL, nothing else)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url = serve_app(create_app(ServerConfig(), tiny_en_transcriber))
+    fake_mic = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={english_clip[0]}",
+    ]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS + fake_mic
+        )
+        try:
+            page = browser.new_page()
+            blocked = []
+            page.on("console", lambda m: blocked.append(m.text) if "Policy" in m.text else None)
+            page.goto(f"{url}/")
+            page.select_option("#language", "en")
+            page.click("#live")
+            expect(page.locator("#status")).to_have_text(re.compile("^live: listening"))
+            expect(page.locator("#transcript")).to_contain_text("snow", timeout=20_000)
+            expect(page.locator("#transcript .seg:not(.live) .ts").first).to_contain_text(
+                "[00:00:0", timeout=20_000
+            )  # a turn ended by the VAD, with its times
+            page.click("#live")
+            expect(page.locator("#status")).to_have_text("stopped", timeout=10_000)
+            assert "weather" in page.inner_text("#transcript").lower()
+            assert not blocked, blocked
+        finally:
+            browser.close()

@@ -235,3 +235,16 @@ def test_key_session_cap_and_idle_timeout(app):
             with pytest.raises(WebSocketDisconnect) as closed:
                 ws.receive_json()
             assert closed.value.code == 1000
+
+
+def test_page_policy_allows_the_live_worklet_of_this_host_only(tiny_en_transcriber):
+    app = create_app(ServerConfig(allowed_hosts=("*",)), tiny_en_transcriber)
+    with TestClient(app, LOOPBACK) as client:
+        policy = client.get("/").headers["content-security-policy"]
+        assert "script-src 'sha256-" in policy and " http://127.0.0.1/live-worklet.js;" in policy
+        odd = client.get("/", headers={"host": "a.example; script-src *"})
+        policy = odd.headers["content-security-policy"]
+        assert "live-worklet" not in policy and "script-src *" not in policy
+        worklet = client.get("/live-worklet.js")
+        assert worklet.headers["content-type"].startswith("text/javascript")
+        assert "registerProcessor" in worklet.text

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from whisper_tune import __version__
 from whisper_tune.inference.types import Transcriber
@@ -21,6 +22,9 @@ from whisper_tune.server.state import ServerState, has_api_key
 from whisper_tune.server.workers import WorkerPool
 
 STATIC_DIR = Path(__file__).parent / "static"
+WORKLET = "live-worklet.js"  # the page's Live mode: microphone to PCM16 (an AudioWorklet)
+# a Host header safe to write into the page's policy (HostGuard has checked it is trusted)
+_PLAIN_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d+)?")
 
 
 def model_name(model_path: str) -> str:
@@ -40,7 +44,7 @@ def create_app(config: ServerConfig, transcriber: Transcriber) -> FastAPI:
     )
     live = realtime.RealtimeLimits(config.realtime_sessions, config.num_workers)
     page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
-    page_headers = {"Content-Security-Policy": page_policy(page)}
+    worklet = (STATIC_DIR / WORKLET).read_text(encoding="utf-8")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,8 +77,16 @@ def create_app(config: ServerConfig, transcriber: Transcriber) -> FastAPI:
     app.include_router(realtime.router)
 
     @app.get("/", include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(page, headers=page_headers)
+    async def index(request: Request) -> HTMLResponse:
+        """The page; its policy allows the worklet at this host only (a module cannot be
+        allowed by hash)."""
+        host = request.headers.get("host", "")
+        source = f"{request.url.scheme}://{host}/{WORKLET}" if _PLAIN_HOST.fullmatch(host) else None
+        return HTMLResponse(page, headers={"Content-Security-Policy": page_policy(page, source)})
+
+    @app.get(f"/{WORKLET}", include_in_schema=False)
+    async def live_worklet() -> Response:
+        return Response(worklet, media_type="text/javascript")
 
     @app.get("/health")
     async def health(request: Request) -> dict:

@@ -46,10 +46,11 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def page_policy(html: str) -> str:
+def page_policy(html: str, worklet: str | None = None) -> str:
     """A policy for ``html`` that runs its inline ``<script>`` and ``<style>`` blocks (by
-    their SHA-256) and nothing else."""
-    scripts = " ".join(_hashes(html, "script"))
+    their SHA-256) and, when given, the one script at the URL ``worklet`` (an AudioWorklet
+    module cannot be inline), and nothing else."""
+    scripts = " ".join([*_hashes(html, "script"), *([worklet] if worklet else [])])
     styles = " ".join(_hashes(html, "style"))
     return (
         f"default-src 'none'; script-src {scripts}; style-src {styles}; connect-src 'self'; "
