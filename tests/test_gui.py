@@ -210,18 +210,14 @@ def test_open_recognise_save_copy_and_screenshot(app, display, speech_wav, tmp_p
     assert "Stella" in shown_text(app) and not re.search(r"[.,]", shown_text(app))
 
 
-def test_microphone_recording_is_recognised(app, speech_wav, monkeypatch):
+def fake_microphone(monkeypatch, samples: np.ndarray, mic_rate: int, speed: float) -> list:
+    """Replace sounddevice's input stream by one that delivers ``samples`` to the callback in
+    1024-frame blocks, ``speed`` times real time; returns the streams opened."""
     import sounddevice
 
-    from whisper_tune.audio import load_audio, resample
-
-    mic_rate = 48000
-    samples = resample(load_audio(speech_wav), 16000, mic_rate)
     streams = []
 
     class FakeInputStream:
-        """Delivers the wav to the callback in 1024-frame blocks, four times real time."""
-
         def __init__(self, channels, dtype, callback, samplerate=None, **_):
             assert channels == 1 and dtype == "float32"
             self.samplerate = float(samplerate or mic_rate)
@@ -240,7 +236,7 @@ def test_microphone_recording_is_recognised(app, speech_wav, monkeypatch):
                     return
                 block = samples[begin : begin + 1024, None].astype(np.float32)
                 self.callback(block, len(block), None, sounddevice.CallbackFlags())
-                time.sleep(len(block) / self.samplerate / 4)
+                time.sleep(len(block) / self.samplerate / speed)
             self.delivered.set()
 
         def stop(self):
@@ -251,6 +247,18 @@ def test_microphone_recording_is_recognised(app, speech_wav, monkeypatch):
             pass
 
     monkeypatch.setattr(sounddevice, "InputStream", FakeInputStream)
+    monkeypatch.setattr(sounddevice, "query_devices", lambda kind: {"default_samplerate": mic_rate})
+    return streams
+
+
+def test_microphone_recording_is_recognised(app, speech_wav, monkeypatch):
+    import sounddevice
+
+    from whisper_tune.audio import load_audio, resample
+
+    mic_rate = 48000
+    samples = resample(load_audio(speech_wav), 16000, mic_rate)
+    streams = fake_microphone(monkeypatch, samples, mic_rate, speed=4)
     wait_for_model(app)
     click(app.record_button)
     assert app.record_button.cget("text") == "Stop recording"
@@ -275,6 +283,35 @@ def test_microphone_recording_is_recognised(app, speech_wav, monkeypatch):
 
     recognise_and_wait(app)
     assert {"call", "stella", "bring", "things", "store"} <= words(shown_text(app))
+
+
+def test_live_mode_shows_partial_then_committed_turns(app, speech_wav, monkeypatch):
+    """Live from the fake microphone: grey partial text while the sentence is spoken, then
+    the turn as a timestamped line once the silence after it ends it; Stop live keeps the
+    audio as a source that can be saved."""
+    from whisper_tune.audio import load_audio, resample
+
+    speech = load_audio(speech_wav)
+    heard = np.concatenate((speech, np.zeros(16000, np.float32)))  # silence ends the turn
+    fake_microphone(monkeypatch, resample(heard, 16000, 48000), 48000, speed=2)
+    wait_for_model(app)
+    click(app.live_button)
+    assert app.live_button.cget("text") == "Stop live" and app.status.get().startswith("Live")
+    grey = []
+
+    def turn_shown() -> bool:
+        grey.append(app.text.tag_ranges("partial"))
+        return "-->" in shown_text(app)
+
+    pump_until(app, turn_shown, "a live turn", timeout=30)
+    assert any(grey), "no partial text was shown"
+    assert {"call", "stella", "bring"} <= words(shown_text(app))
+    click(app.live_button)
+    pump_until(app, lambda: not app.controller.busy, "live to end", timeout=15)
+    assert app.live_button.cget("text") == "Live"
+    source = app.controller.sources[app.shown]
+    assert source.name == "Live 1" and source.duration >= len(heard) / 16000 - 0.2
+    assert app.status.get().startswith("Recognised Live 1"), app.status.get()
 
 
 def test_cancel_stops_a_long_recognition_and_window_stays_responsive(app, tmp_path):

@@ -16,6 +16,7 @@ from whisper_tune.gui.controller import (
     Controller,
     Event,
     Failed,
+    LiveText,
     ModelReady,
     RecognitionEnded,
     RecognitionStarted,
@@ -92,6 +93,7 @@ class App:
         bar.pack(fill="x")
         self.open_button = self._button(bar, "Open files…", self.choose_files)
         self.record_button = self._button(bar, "Record", self.toggle_recording)
+        self.live_button = self._button(bar, "Live", self.toggle_live)
         self.play_button = self._button(bar, "Play", self.play)
         self.stop_button = self._button(bar, "Stop", self.stop_playback)
         ttk.Separator(bar, orient="vertical").pack(side="left", fill="y", padx=6)
@@ -142,6 +144,7 @@ class App:
         text_frame = ttk.Frame(right)
         text_frame.pack(fill="both", expand=True)
         self.text = tk.Text(text_frame, wrap="word", font=("DejaVu Sans", 12), state="disabled")
+        self.text.tag_configure("partial", foreground="#8a94a3")  # live text that may change
         scroll = ttk.Scrollbar(text_frame, orient="vertical", command=self.text.yview)
         self.text.configure(yscrollcommand=scroll.set)
         scroll.pack(side="right", fill="y")
@@ -179,6 +182,27 @@ class App:
             else:
                 self.controller.start_recording()
                 self.set_status("Recording… press Stop recording to finish")
+        except WhisperTuneError as exc:
+            self.set_status(str(exc), error=True)
+        self._refresh()
+
+    def toggle_live(self) -> None:
+        """Start transcribing the microphone as it is heard, or stop (the last turn is
+        transcribed before the session ends)."""
+        try:
+            if self.controller.live:
+                self.controller.stop_live()
+                self.set_status("Live: finishing the last turn…")
+            else:
+                source = self.controller.start_live(
+                    language=language_code(self.language.get().split(" ")[0]),
+                    to_simple=self.to_simple.get(),
+                    remove_pun=self.remove_pun.get(),
+                )
+                self.source_list.selection_clear(0, "end")
+                self._add_source(source)
+                self.show(source.id)
+                self.set_status("Live: listening… speak; press Stop live to finish")
         except WhisperTuneError as exc:
             self.set_status(str(exc), error=True)
         self._refresh()
@@ -276,7 +300,12 @@ class App:
             self._stop_spinning()
             self.progress.configure(value=100 * event.progress)
             if event.source_id == self.shown:
+                self._show_live("", "")
                 self._append_line(format_segment(event.segment, self.timestamps.get()))
+                self.text.mark_set("live", "end-1c")
+        elif isinstance(event, LiveText):
+            if event.source_id == self.shown:
+                self._show_live(event.committed, event.partial)
         elif isinstance(event, SourceRecognised):
             source = sources[event.source_id]
             self.progress.configure(value=100)
@@ -330,6 +359,19 @@ class App:
         self.text.delete("1.0", "end")
         self.text.insert("1.0", text)
         self.text.configure(state="disabled")
+        self.text.mark_set("live", "end-1c")  # where the live turn is shown
+        self.text.mark_gravity("live", "left")
+
+    def _show_live(self, committed: str, partial: str) -> None:
+        """Replace the live turn's text: the committed words, then the partial ones in grey."""
+        self.text.configure(state="normal")
+        self.text.delete("live", "end-1c")
+        if committed or partial:
+            newline = "\n" if self.text.get("1.0", "live") else ""
+            space = " " if committed and partial else ""
+            self.text.insert("live", newline + committed + space, (), partial, ("partial",))
+            self.text.see("end")
+        self.text.configure(state="disabled")
 
     def _append_line(self, line: str) -> None:
         self.text.configure(state="normal")
@@ -351,16 +393,19 @@ class App:
         """Enable the buttons that make sense now."""
         c = self.controller
         recording = c.recorder.active
+        live = c.live
         has_source = self.shown is not None
         has_text = has_source and bool(c.sources[self.shown].segments)
-        self._enable(self.record_button, True)
+        self._enable(self.record_button, not live)
         self.record_button.configure(text="Stop recording" if recording else "Record")
+        self._enable(self.live_button, live or (c.model_ready and not c.busy and not recording))
+        self.live_button.configure(text="Stop live" if live else "Live")
         self._enable(self.play_button, has_source and not recording)
         self._enable(self.stop_button, has_source)
         self._enable(
             self.recognise_button, c.model_ready and has_source and not c.busy and not recording
         )
-        self._enable(self.cancel_button, c.busy)
+        self._enable(self.cancel_button, c.busy and not live)
         self._enable(self.save_button, has_text and not c.busy)
         self._enable(self.copy_button, has_text)
 

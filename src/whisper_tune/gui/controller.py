@@ -25,8 +25,11 @@ import numpy as np
 from whisper_tune.audio import SAMPLE_RATE, load_audio
 from whisper_tune.engine_settings import GUI_DEFAULTS, EngineSettings
 from whisper_tune.errors import WhisperTuneError
-from whisper_tune.gui.devices import Player, Recorder
+from whisper_tune.gui.devices import LiveMicrophone, Player, Recorder
 from whisper_tune.inference import load_transcriber
+from whisper_tune.inference.live import run_live
+from whisper_tune.inference.postprocess import word_separator
+from whisper_tune.inference.streaming import StreamingTranscriber, StreamUpdate
 from whisper_tune.inference.types import (
     Segment,
     TranscribeOptions,
@@ -94,6 +97,24 @@ class RecognitionEnded:
 
 
 @dataclass(frozen=True)
+class LiveText:
+    """The live turn so far: its committed text and the partial text that may still change
+    (an ended turn arrives as :class:`SegmentDecoded`)."""
+
+    source_id: int
+    committed: str
+    partial: str
+
+
+@dataclass(frozen=True)
+class LiveAudio:
+    """What the microphone heard during a live session (posted when it ends)."""
+
+    source_id: int
+    audio: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Failed:
     message: str
 
@@ -103,6 +124,8 @@ Event = (
     | SourceAdded
     | RecognitionStarted
     | SegmentDecoded
+    | LiveText
+    | LiveAudio
     | SourceRecognised
     | RecognitionEnded
     | Failed
@@ -144,6 +167,8 @@ class Controller:
         self._cancel = threading.Event()
         self._ids = itertools.count(1)
         self._recordings = itertools.count(1)
+        self._lives = itertools.count(1)
+        self.microphone: LiveMicrophone | None = None  # open while live
         self._model_worker = ThreadPoolExecutor(1, thread_name_prefix="whisper-tune-model")
         self._file_worker = ThreadPoolExecutor(1, thread_name_prefix="whisper-tune-files")
 
@@ -178,6 +203,34 @@ class Controller:
     def cancel(self) -> None:
         """Stop recognition after the segment being decoded."""
         self._cancel.set()
+
+    @property
+    def live(self) -> bool:
+        return self.microphone is not None
+
+    def start_live(self, **changes) -> Source:
+        """Transcribe the microphone as it is heard, into a new source, until
+        :meth:`stop_live`: :class:`LiveText` while a turn goes on, :class:`SegmentDecoded`
+        when the VAD ends it, :class:`RecognitionEnded` after the last one."""
+        if not self.model_ready:
+            raise WhisperTuneError("the model is not loaded yet")
+        if self.busy:
+            raise WhisperTuneError("recognition is already running")
+        options = dataclasses.replace(self.options, **changes)
+        self.player.stop()
+        microphone = LiveMicrophone().open()
+        source = Source(next(self._ids), f"Live {next(self._lives)}", np.zeros(0, np.float32))
+        self.sources[source.id] = source
+        self.microphone, self.busy = microphone, True
+        stream = StreamingTranscriber(self._transcriber, options)
+        self._model_worker.submit(self._guarded, self._live, microphone, stream, source.id)
+        return source
+
+    def stop_live(self) -> None:
+        """Close the microphone; the last turn is transcribed, then RecognitionEnded."""
+        microphone, self.microphone = self.microphone, None
+        if microphone is not None:
+            microphone.close()
 
     def start_recording(self) -> None:
         self.player.stop()
@@ -223,6 +276,7 @@ class Controller:
     def close(self) -> None:
         """Stop recording, playback and recognition; let the workers wind down."""
         self._cancel.set()
+        self.stop_live()
         self.recorder.discard()
         self.player.stop()
         self._model_worker.shutdown(wait=False, cancel_futures=True)
@@ -242,8 +296,12 @@ class Controller:
             self.sources[event.source_id].segments.append(event.segment)
         elif isinstance(event, SourceRecognised):
             self.sources[event.source_id].info = event.info
+
+        elif isinstance(event, LiveAudio):
+            self.sources[event.source_id].audio = event.audio
         elif isinstance(event, RecognitionEnded):
             self.busy = False
+            self.stop_live()  # closed already, unless the live worker failed
 
     # --- work (worker threads) --------------------------------------------------------------
 
@@ -266,6 +324,35 @@ class Controller:
     def _decode(self, path: Path) -> None:
         audio = load_audio(path)
         self._events.put(SourceAdded(Source(next(self._ids), path.name, audio, path)))
+
+    def _live(self, microphone: LiveMicrophone, stream: StreamingTranscriber, source_id: int):
+        heard: list[np.ndarray] = []
+        turn: list[str] = []  # the committed text of the turn going on
+
+        def blocks():
+            for block in microphone:
+                heard.append(block)
+                yield block
+
+        def show(update: StreamUpdate) -> None:
+            if update.turn is not None:
+                turn.clear()
+                self._events.put(SegmentDecoded(source_id, update.turn.segment(), 1.0))
+                return
+            if update.committed:
+                turn.append(update.committed_text)
+            committed = word_separator(stream.language or "en").join(turn)
+            self._events.put(LiveText(source_id, committed, update.partial_text))
+
+        started = time.perf_counter()
+        try:
+            transcript = run_live(blocks(), stream, show)
+            audio = np.concatenate(heard) if heard else np.zeros(0, np.float32)
+            self._events.put(LiveAudio(source_id, audio))
+            info = TranscriptionInfo(transcript.language, 1.0, transcript.duration)
+            self._events.put(SourceRecognised(source_id, info, time.perf_counter() - started))
+        finally:
+            self._events.put(RecognitionEnded(False))
 
     def _recognise(self, jobs: list[tuple[int, np.ndarray]], options: TranscribeOptions) -> None:
         done = 0
