@@ -98,6 +98,16 @@ def test_server_smoke(tmp_path):
     assert record["server_peak_rss_mib"] > 50
 
 
+@pytest.mark.slow
+def test_streaming_smoke(tmp_path):
+    from bench import streaming
+
+    record = streaming.main(["--smoke", "--output", str(tmp_path / "s.json")])
+    assert [(r["streams"], r["beam_size"]) for r in record["levels"]] == [(1, 1), (2, 1)]
+    assert all(r["p95_lag_s"] >= r["median_lag_s"] > 0 for r in record["levels"])
+    assert all(r["wer_vs_offline"] <= 0.2 for r in record["levels"])
+
+
 def test_profile_phases_from_py_spy_stacks():
     from bench.finetune import phase_shares
 

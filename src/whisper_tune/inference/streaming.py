@@ -33,6 +33,8 @@ from whisper_tune.options import check_ranges, option
 _TIME_SLACK = 0.1  # a word starting this much before the last committed end may be new
 _VAD_PAD_MS = 100  # speech padding of the VAD's regions
 _VAD_PAD = _VAD_PAD_MS * SAMPLE_RATE // 1000
+_VAD_STEP = SAMPLE_RATE // 5  # the VAD looks at the buffer every 0.2 s of audio
+_VAD_TAIL_SECONDS = 2.0  # ... at its last end silence + 2 s
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,10 @@ class StreamingSettings:
     """How often the buffer is decoded, when it is trimmed and what ends a turn."""
 
     min_chunk_seconds: float = option(
-        1.0, help="new audio between two decodes of the buffer (s)", group="streaming"
+        0.5,
+        help="new audio between two decodes of the buffer (s); a decode that takes longer "
+        "takes in all that arrived meanwhile",
+        group="streaming",
     )
     trim_seconds: float = option(
         15.0,
@@ -141,21 +146,22 @@ class StreamingTranscriber:
         return len(self._audio) / SAMPLE_RATE
 
     def process(self, audio: np.ndarray) -> list[StreamUpdate]:
-        """Append ``audio``; decode once enough has arrived; end turns the VAD finds over."""
+        """Append ``audio``; every ``_VAD_STEP`` the VAD looks for a turn's start and end,
+        every ``min_chunk_seconds`` of a turn's audio the buffer is decoded."""
         self._audio = np.concatenate((self._audio, np.asarray(audio, dtype=np.float32)))
         self._received += len(audio)
         updates: list[StreamUpdate] = []
         while True:
-            new = len(self._audio) - self._decoded_samples
-            if new < self.settings.min_chunk_seconds * SAMPLE_RATE:
-                return updates
-            if not self.settings.vad:
-                updates.append(self._decode_step(len(self._audio)))
+            if self.settings.vad and len(self._audio) - self._vad_checked >= _VAD_STEP:
+                update = self._vad_step()
+                if update is not None:
+                    updates.append(update)
                 continue
-            update = self._vad_step()
-            if update is None:
+            listening = not self.settings.vad or self._turn_start is not None
+            new = len(self._audio) - self._decoded_samples
+            if not listening or new < self.settings.min_chunk_seconds * SAMPLE_RATE:
                 return updates
-            updates.append(update)
+            updates.append(self._decode_step(len(self._audio)))
 
     def end_turn(self) -> StreamUpdate:
         """Decode what is buffered a last time and commit it all (a turn is over)."""
@@ -170,25 +176,34 @@ class StreamingTranscriber:
     # --- steps -----------------------------------------------------------------------
 
     def _vad_step(self) -> StreamUpdate | None:
-        """Decode, end a turn or drop silence, depending on where the VAD hears speech."""
-        regions = _speech_regions(self._audio, self.settings)
-        started = None
-        if regions and self._turn_start is None:
-            self._turn_start = started = self._offset + regions[0][0] / SAMPLE_RATE
-        if not regions:  # silence: keep a little in case speech starts at its very end
-            if self._turn_start is not None:  # trimmed to silence: the turn is over
-                return self._finish(len(self._audio), decode=False)
-            self._drop(
-                max(0, len(self._audio) - int(self.settings.min_chunk_seconds * SAMPLE_RATE))
-            )
-            self._decoded_samples = len(self._audio)
+        """Where the VAD hears speech in the buffer's last seconds: a turn starts (an update
+        saying when), ends after enough silence (its last decode), or silence is dropped."""
+        self._vad_checked = len(self._audio)
+        seconds = self.settings.end_silence_seconds + _VAD_TAIL_SECONDS
+        tail = max(0, len(self._audio) - int(seconds * SAMPLE_RATE))
+        regions = [
+            (tail + a, tail + b) for a, b in _speech_regions(self._audio[tail:], self.settings)
+        ]
+        if not regions:
+            if self._turn_start is not None:  # the speech ended before the tail
+                return self._finish(tail, decode=True)
+            keep = int(self.settings.min_chunk_seconds * SAMPLE_RATE)  # speech may start at its end
+            self._drop(max(0, len(self._audio) - keep))
             return None
+        started = None
+        if self._turn_start is None:
+            self._turn_start = started = self._offset + regions[0][0] / SAMPLE_RATE
+            self._decoded_samples = regions[0][0]  # the first decode once a chunk is spoken
         end = regions[-1][1]
-        silence = len(self._audio) - end
-        if silence >= self.settings.end_silence_seconds * SAMPLE_RATE - _VAD_PAD:
-            update = self._finish(end, decode=True)
+        if len(self._audio) - end >= self.settings.end_silence_seconds * SAMPLE_RATE - _VAD_PAD:
+            # the last hypothesis will do if its decode heard all of the speech
+            update = self._finish(end, decode=self._decoded_samples < end)
             return dataclasses.replace(update, speech_started=started)
-        return dataclasses.replace(self._decode_step(len(self._audio)), speech_started=started)
+        if started is None:
+            return None
+        return StreamUpdate(
+            partial=tuple(self._previous), speech_started=started, language=self.language
+        )
 
     def _decode_step(self, upto: int) -> StreamUpdate:
         """Decode the buffer's first ``upto`` samples; commit what two hypotheses agree on."""
@@ -277,6 +292,7 @@ class StreamingTranscriber:
         self._audio = self._audio[samples:]
         self._offset += samples / SAMPLE_RATE
         self._decoded_samples = max(0, self._decoded_samples - samples)
+        self._vad_checked = max(0, self._vad_checked - samples)
         gone = [w for w in self._in_buffer if w.end <= self._offset]
         self._in_buffer = self._in_buffer[len(gone) :]
         self._remember(gone)
@@ -304,6 +320,7 @@ class StreamingTranscriber:
         self._audio = np.zeros(0, np.float32) if rest is None else rest
         self._offset = offset
         self._decoded_samples = 0
+        self._vad_checked = 0
         self._previous: list[Word] = []
         self._turn_words: list[Word] = []
         self._turn_start: float | None = None
