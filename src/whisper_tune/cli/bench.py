@@ -18,18 +18,19 @@ from pathlib import Path
 from whisper_tune.errors import WhisperTuneError
 
 COMMAND = "bench"
-HELP = "benchmarks (transcribe, finetune, evaluate, server, streaming): tables and JSON"
+HELP = "benchmarks (transcribe, finetune, evaluate, server, streaming, audio_ctx): tables, JSON"
 DESCRIPTION = (
     "Run a benchmark from the bench/ folder of a whisper-tune source checkout (the same code "
     "as 'python -m bench.NAME' from the repository root): transcribe (whisper-tune vs "
     "faster-whisper and transformers, int8/float32, batched, VAD, RTF, peak RSS), finetune "
     "(samples/s, peak RSS and loss vs a plain Seq2SeqTrainer + PEFT baseline), evaluate "
-    "(utterances/s, feature extraction), server (requests/s, p50/p95 latency) or streaming "
-    "(live commit lag, 1 and 4 streams). Each prints "
+    "(utterances/s, feature extraction), server (requests/s, p50/p95 latency), streaming "
+    "(live commit lag, 1 and 4 streams) or audio_ctx (30 s windows vs --audio_ctx on short "
+    "clips, stock vs finetune --dynamic_audio_ctx). Each prints "
     "tables and writes JSON (default bench/results/NAME.json); --smoke runs a small sanity "
     "check. Options after NAME go to the benchmark: whisper-tune bench transcribe --help."
 )
-BENCHMARKS = ("transcribe", "finetune", "evaluate", "server", "streaming")
+BENCHMARKS = ("transcribe", "finetune", "evaluate", "server", "streaming", "audio_ctx")
 
 
 def register(parser: argparse.ArgumentParser) -> None:

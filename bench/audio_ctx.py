@@ -1,0 +1,278 @@
+"""Dynamic audio context (issue 24): full 30 s windows vs ``--audio_ctx``, stock vs tuned.
+
+On short held-out clips (1-10 s: synthetic English from the project's voice, and the packaged
+recorded speech), side by side in one run, CTranslate2 int8, one call per clip, beam 5:
+
+* stock tiny.en with full windows, and with the short context forced (``--audio_ctx 100``:
+  the same rounding as ``auto`` on a tuned model; a stock model was not trained for it),
+* tiny.en after a short ``finetune --dynamic_audio_ctx`` run (merged, converted to int8), with
+  ``--audio_ctx full`` and ``auto``,
+
+giving seconds per set of clips by length, the speed ratio full / short, and WER by length
+and source. The tuning is part of the run (a few minutes on a CPU); ``--steps`` sets it.
+
+Usage: ``python -m bench.audio_ctx [--smoke] [--steps N] [--output FILE]``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.harness import bench_parser, finish, machine, markdown_table, parse_args, side_by_side
+from bench.speech import Speech, spoken
+
+NAME = "audio_ctx"
+MODEL = "tiny.en"
+BUCKETS = ((1.0, 3.0), (3.0, 6.0), (6.0, 10.0))  # clip seconds: [low, high)
+# (model, --audio_ctx): stock full / stock forced short / tuned full / tuned auto
+CONFIGS = (("stock", "full"), ("stock", "100"), ("tuned", "full"), ("tuned", "auto"))
+TRAIN_SPEEDS = (0.9, 1.0, 1.15)
+# a CPU step (batch 4; the teacher's four 30 s windows dominate) took 18-26 s on the shared VM;
+# 3e-3 without warm-up wrecked the model in one step
+DEFAULT_STEPS, BATCH, LEARNING_RATE = 12, 4, 1e-3
+
+
+def _bucket(seconds: float) -> str | None:
+    for low, high in BUCKETS:
+        if low <= seconds < high:
+            return f"{low:g}-{high:g} s"
+    return None
+
+
+def _pairs(speech: Sequence[Speech]) -> list[Speech]:
+    """Consecutive clips joined (0.4 s apart) for 6-10 s examples."""
+    from whisper_tune.synth import concatenate
+
+    joined = []
+    for first, second in zip(speech[::2], speech[1::2], strict=False):
+        audio = concatenate([first.audio, second.audio], 0.4)
+        joined.append(Speech(audio, f"{first.text} {second.text}"))
+    return joined
+
+
+def heldout_sets(smoke: bool) -> dict[str, list[Speech]]:
+    """Held-out clips of 1-10 s: synthetic (general sentences not trained on, single and in
+    pairs) and the packaged recordings."""
+    from whisper_tune.audio import load_audio
+    from whisper_tune.corpus_text import ENGLISH_GENERAL
+    from whisper_tune.data.real_speech import real_speech
+
+    sentences = list(ENGLISH_GENERAL[1::2])[: 4 if smoke else 12]
+    singles = spoken(sentences, seed=500)
+    synthetic = singles + _pairs(singles)
+    real = [Speech(load_audio(u.audio_path), u.sentence) for u in real_speech()]
+    sets = {"synthetic": synthetic, "recorded": real}
+    return {name: [s for s in clips if _bucket(s.seconds)] for name, clips in sets.items()}
+
+
+def training_manifest(folder: Path, smoke: bool) -> Path:
+    """Synthetic clips of 1-10 s (general sentences not held out, domain sentences, their
+    pairs, at three speeds) as a manifest with transcripts."""
+    from whisper_tune.corpus_text import ENGLISH_DOMAIN, ENGLISH_GENERAL
+    from whisper_tune.synth import save_wav, synthesize
+
+    texts = list(ENGLISH_GENERAL[0::2]) + list(ENGLISH_DOMAIN)
+    texts = texts[:4] if smoke else texts
+    print(f"  synthesising {len(texts)} training sentences", file=sys.stderr, flush=True)
+    clips = [
+        Speech(synthesize(t, "en", TRAIN_SPEEDS[i % 3], seed=i), t) for i, t in enumerate(texts)
+    ]
+    lines = []
+    for i, speech in enumerate(clips + _pairs(clips)):
+        if speech.seconds > 10.5:
+            continue
+        path = save_wav(folder / f"train{i}.wav", speech.audio)
+        lines.append(json.dumps({"audio": {"path": str(path)}, "sentence": speech.text}))
+    manifest = folder / "train.jsonl"
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return manifest
+
+
+def tune(folder: Path, steps: int, smoke: bool) -> dict:
+    """``finetune --dynamic_audio_ctx`` of tiny.en, merged and converted to CTranslate2 int8."""
+    from whisper_tune.convert.ct2_export import convert_to_ct2
+    from whisper_tune.merge import merge_lora
+    from whisper_tune.train.config import FinetuneConfig
+    from whisper_tune.train.trainer import finetune
+
+    manifest = training_manifest(folder, smoke)
+    config = FinetuneConfig(
+        train_data=str(manifest),
+        base_model=MODEL,
+        output_dir=str(folder / "out"),
+        dynamic_audio_ctx=True,
+        timestamps=True,  # half the samples with timestamps: transcribe decodes with them
+        freeze_encoder_layers=0,
+        max_steps=steps,
+        per_device_train_batch_size=BATCH,
+        learning_rate=LEARNING_RATE,
+        logging_steps=max(1, steps // 10),
+        save_steps=10_000,
+        num_workers=0,
+        local_files_only=True,
+    )
+    started = time.perf_counter()
+    result = finetune(config)
+    seconds = time.perf_counter() - started
+    merged = merge_lora(result.final_checkpoint, folder / "merged", local_files_only=True)
+    ct2_dir = folder / "tuned-ct2"
+    convert_to_ct2(str(merged), ct2_dir, quantization="int8", check=False)
+    return {
+        "ct2_dir": str(ct2_dir),
+        "steps": result.steps,
+        "train_seconds": round(seconds, 1),
+        "train_clips": sum(1 for _ in manifest.open()),
+        "first_loss": result.first_loss,
+        "last_loss": result.last_loss,
+        "recipe": "finetune --dynamic_audio_ctx --timestamps --freeze_encoder_layers 0 --max_steps "
+        f"{steps} --per_device_train_batch_size {BATCH} --learning_rate {LEARNING_RATE} "
+        "(LoRA r 32)",
+    }
+
+
+def measure(models: dict[str, str], sets: dict, repeats: int, warmup: int) -> dict:
+    """Seconds and transcripts of every (model, --audio_ctx) config on each length bucket."""
+    from whisper_tune.inference import TranscribeOptions, load_transcriber
+
+    options = TranscribeOptions(language="en", beam_size=5)
+    clips = [(name, s) for name, group in sets.items() for s in group]
+    buckets = {b: [c for c in clips if _bucket(c[1].seconds) == b] for b in _bucket_names()}
+    cases = {}
+    for model, audio_ctx in CONFIGS:
+        transcriber = load_transcriber(models[model], audio_ctx=audio_ctx)
+        for bucket, chosen in buckets.items():
+
+            def run(transcriber=transcriber, chosen=chosen) -> list[str]:
+                texts = []
+                for _, speech in chosen:
+                    segments, _ = transcriber.transcribe(speech.audio, options)
+                    texts.append(" ".join(s.text for s in segments))
+                return texts
+
+            cases[f"{model}|{audio_ctx}|{bucket}"] = run
+    timings = side_by_side(cases, repeats, warmup, label=NAME)
+    return {"timings": timings, "buckets": buckets}
+
+
+def _bucket_names() -> list[str]:
+    return [f"{low:g}-{high:g} s" for low, high in BUCKETS]
+
+
+def _wer(pairs: Sequence[tuple[str, str]]) -> float:
+    """Corpus WER (errors / reference words) after Whisper's English normaliser."""
+    from bench.speech import _SCORING
+    from whisper_tune.text import count_errors, metric_units
+
+    errors = words = 0
+    for reference, hypothesis in pairs:
+        ref = metric_units(_SCORING.apply(reference), "wer")
+        errors += count_errors(ref, metric_units(_SCORING.apply(hypothesis), "wer"))
+        words += len(ref)
+    return errors / max(1, words)
+
+
+def summarize(measured: dict) -> list[dict]:
+    """One row per config: seconds and WER per length bucket and source, and overall."""
+    timings, buckets = measured["timings"], measured["buckets"]
+    rows = []
+    for model, audio_ctx in CONFIGS:
+        row: dict = {"model": model, "audio_ctx": audio_ctx, "seconds": {}, "wer": {}}
+        pairs_by: dict[str, list[tuple[str, str]]] = {}
+        total = 0.0
+        for bucket, chosen in buckets.items():
+            timing = timings[f"{model}|{audio_ctx}|{bucket}"]
+            row["seconds"][bucket] = round(timing.median, 3)
+            total += timing.median
+            for (source, speech), text in zip(chosen, timing.output, strict=True):
+                for key in (bucket, source, "all"):
+                    pairs_by.setdefault(key, []).append((speech.text, text))
+        row["seconds"]["all"] = round(total, 3)
+        row["wer"] = {key: round(_wer(pairs), 4) for key, pairs in pairs_by.items()}
+        rows.append(row)
+    return rows
+
+
+def ratios(rows: list[dict]) -> dict:
+    """Speed of full windows / short context for each model, per bucket and overall."""
+    by = {(r["model"], r["audio_ctx"]): r for r in rows}
+    out = {}
+    for model, short in (("stock", "100"), ("tuned", "auto")):
+        full, fast = by[(model, "full")]["seconds"], by[(model, short)]["seconds"]
+        out[model] = {key: round(full[key] / fast[key], 2) for key in full if fast[key] > 0}
+    return out
+
+
+def goal(rows: list[dict], speed: dict) -> dict:
+    """Issue 24: tuned auto >= 2x faster than tuned full, WER within 0.5 point of stock full."""
+    by = {(r["model"], r["audio_ctx"]): r for r in rows}
+    stock_wer = by[("stock", "full")]["wer"]["all"]
+    tuned_wer = by[("tuned", "auto")]["wer"]["all"]
+    return {
+        "speedup": speed["tuned"]["all"],
+        "speedup_met": speed["tuned"]["all"] >= 2.0,
+        "wer_gap_points": round(100 * (tuned_wer - stock_wer), 2),
+        "wer_met": tuned_wer - stock_wer <= 0.005,
+    }
+
+
+def tables(record: dict) -> list[str]:
+    buckets = [*_bucket_names(), "all"]
+    counts = record["clips_per_bucket"]
+    speed_rows = [
+        [
+            f"{r['model']} --audio_ctx {r['audio_ctx']}",
+            *[r["seconds"][b] for b in buckets],
+        ]
+        for r in record["rows"]
+    ]
+    for model, values in record["speed_ratio"].items():
+        speed_rows.append([f"{model}: full / short", *[f"{values[b]}x" for b in buckets]])
+    headers = ["CTranslate2 int8, seconds", *[f"{b} ({counts.get(b, 0)})" for b in buckets]]
+    wer_keys = [*_bucket_names(), "synthetic", "recorded", "all"]
+    wer_rows = [
+        [f"{r['model']} --audio_ctx {r['audio_ctx']}", *[r["wer"].get(k, "") for k in wer_keys]]
+        for r in record["rows"]
+    ]
+    goal_row = record["goal"]
+    return [
+        markdown_table(headers, speed_rows),
+        markdown_table(["WER", *wer_keys], wer_rows),
+        f"goal (tuned auto vs full >= 2x, WER within 0.5 point of stock full): "
+        f"{goal_row['speedup']}x ({'met' if goal_row['speedup_met'] else 'not met'}), "
+        f"WER gap {goal_row['wer_gap_points']} points "
+        f"({'met' if goal_row['wer_met'] else 'not met'})",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> dict | None:
+    parser = bench_parser(NAME, __doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"fine-tuning steps (default {DEFAULT_STEPS}; smoke 1)",
+    )
+    args = parse_args(parser, argv, NAME)
+    steps = args.steps or (1 if args.smoke else DEFAULT_STEPS)
+    record: dict = {"machine": machine(), "model": MODEL, "configs": CONFIGS}
+    with tempfile.TemporaryDirectory(prefix="bench-audio-ctx-") as tmp:
+        folder = Path(tmp)
+        record["tuning"] = tune(folder, steps, args.smoke)
+        sets = heldout_sets(args.smoke)
+        models = {"stock": MODEL, "tuned": record["tuning"].pop("ct2_dir")}
+        measured = measure(models, sets, args.repeats, args.warmup)
+    record["clips_per_bucket"] = {b: len(c) for b, c in measured["buckets"].items()}
+    record["clips_per_bucket"]["all"] = sum(record["clips_per_bucket"].values())
+    record["rows"] = summarize(measured)
+    record["speed_ratio"] = ratios(record["rows"])
+    record["goal"] = goal(record["rows"], record["speed_ratio"])
+    return finish(args, NAME, record, tables(record))
+
+
+if __name__ == "__main__":
+    main()
