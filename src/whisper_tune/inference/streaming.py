@@ -34,6 +34,7 @@ _TIME_SLACK = 0.1  # a word starting this much before the last committed end may
 _VAD_PAD_MS = 100  # speech padding of the VAD's regions
 _VAD_PAD = _VAD_PAD_MS * SAMPLE_RATE // 1000
 _VAD_STEP = SAMPLE_RATE // 5  # the VAD looks at the buffer every 0.2 s of audio
+_REUSE_SLACK = 3 * SAMPLE_RATE // 10  # see _vad_step
 _VAD_TAIL_SECONDS = 2.0  # ... at its last end silence + 2 s
 
 
@@ -196,8 +197,10 @@ class StreamingTranscriber:
             self._decoded_samples = regions[0][0]  # the first decode once a chunk is spoken
         end = regions[-1][1]
         if len(self._audio) - end >= self.settings.end_silence_seconds * SAMPLE_RATE - _VAD_PAD:
-            # the last hypothesis will do if its decode heard all of the speech
-            update = self._finish(end, decode=self._decoded_samples < end)
+            # the last hypothesis will do if its decode heard all of the speech and little of
+            # the silence after it (where Whisper may hallucinate a phrase)
+            reuse = end <= self._decoded_samples <= end + _REUSE_SLACK
+            update = self._finish(end, decode=not reuse)
             return dataclasses.replace(update, speech_started=started)
         if started is None:
             return None
