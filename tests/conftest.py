@@ -78,6 +78,31 @@ CHINESE_CLIP_TEXT = "今天天气很好我们去公园散步吧"
 
 
 @pytest.fixture(scope="session")
+def finetune_config():
+    """``make(manifest, model, out, **overrides)``: a FinetuneConfig for a few quick LoRA steps
+    on a tiny random model (4 steps, rank 8, lr 1e-2, no saving mid-run, no loader workers)."""
+    from whisper_tune.train.config import FinetuneConfig
+
+    def make(manifest, model, out, **overrides) -> FinetuneConfig:
+        values = dict(
+            train_data=str(manifest),
+            base_model=str(model),
+            output_dir=str(out),
+            max_steps=4,
+            per_device_train_batch_size=4,
+            learning_rate=1e-2,
+            logging_steps=1,
+            save_steps=100,
+            num_workers=0,
+            lora_r=8,
+            lora_alpha=16,
+        )
+        return FinetuneConfig(**(values | overrides))
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def speech_dir(tmp_path_factory):
     """One folder for every synthesised clip of the session."""
     return tmp_path_factory.mktemp("speech")

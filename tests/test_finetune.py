@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,6 @@ from whisper_tune.cli import main
 from whisper_tune.errors import WhisperTuneError
 from whisper_tune.synth import silence, synthesize
 from whisper_tune.text import normalize_english
-from whisper_tune.train.config import FinetuneConfig
 from whisper_tune.train.trainer import finetune
 
 SENTENCES = ["the blue kettle is hot", "open the north window", "seven green apples"]
@@ -40,29 +40,19 @@ def speech_manifest(tmp_path_factory) -> Path:
     return manifest
 
 
-def _config(manifest: Path, model: Path, out: Path, **overrides) -> FinetuneConfig:
-    values = dict(
-        train_data=str(manifest),
-        base_model=str(model),
-        output_dir=str(out),
-        max_steps=12,
-        per_device_train_batch_size=4,
-        learning_rate=1e-2,
-        warmup_steps=0,
-        logging_steps=1,
-        save_steps=6,
-        eval_steps=6,
-        num_workers=0,
-        lora_r=8,
-        lora_alpha=16,
-    )
-    values.update(overrides)
-    return FinetuneConfig(**values)
+@pytest.fixture
+def finetune_config(finetune_config):
+    """Twelve steps without warm-up, saving and evaluating every six."""
+    return partial(finetune_config, max_steps=12, warmup_steps=0, save_steps=6, eval_steps=6)
 
 
-def test_finetune_merge_reload_evaluate(speech_manifest, tiny_whisper_en, tmp_path):
+def test_finetune_merge_reload_evaluate(
+    speech_manifest, tiny_whisper_en, tmp_path, finetune_config
+):
     result = finetune(
-        _config(speech_manifest, tiny_whisper_en, tmp_path / "out", test_data=str(speech_manifest))
+        finetune_config(
+            speech_manifest, tiny_whisper_en, tmp_path / "out", test_data=str(speech_manifest)
+        )
     )
     assert result.steps == 12
     assert result.last_loss < result.first_loss
@@ -135,9 +125,11 @@ def test_finetune_merge_reload_evaluate(speech_manifest, tiny_whisper_en, tmp_pa
     }
 
 
-def test_adalora_budget_step_changes_rank_pattern(speech_manifest, tiny_whisper_en, tmp_path):
+def test_adalora_budget_step_changes_rank_pattern(
+    speech_manifest, tiny_whisper_en, tmp_path, finetune_config
+):
     result = finetune(
-        _config(
+        finetune_config(
             speech_manifest,
             tiny_whisper_en,
             tmp_path / "out",
@@ -165,13 +157,17 @@ def _logged_steps(events_dir: Path) -> list[int]:
     return [event.step for event in events.Scalars("train/loss")]
 
 
-def test_resume_continues_from_the_checkpoint(speech_manifest, tiny_whisper_en, tmp_path, caplog):
-    first = finetune(_config(speech_manifest, tiny_whisper_en, tmp_path / "out", max_steps=6))
+def test_resume_continues_from_the_checkpoint(
+    speech_manifest, tiny_whisper_en, tmp_path, caplog, finetune_config
+):
+    first = finetune(
+        finetune_config(speech_manifest, tiny_whisper_en, tmp_path / "out", max_steps=6)
+    )
     checkpoint = first.run_dir / "checkpoint-6"
     runs_before = set((first.run_dir / "runs").iterdir())
     assert [_logged_steps(folder) for folder in runs_before] == [[1, 2, 3, 4, 5, 6]]
     resumed = finetune(
-        _config(
+        finetune_config(
             speech_manifest,
             tiny_whisper_en,
             tmp_path / "out",
@@ -201,12 +197,18 @@ def test_resume_continues_from_the_checkpoint(speech_manifest, tiny_whisper_en, 
     ],
 )
 def test_resume_refuses_other_adapter_settings(
-    speech_manifest, tiny_whisper_en, tmp_path, request, change, named
+    speech_manifest,
+    tiny_whisper_en,
+    tmp_path,
+    request,
+    change,
+    named,
+    finetune_config,
 ):
     checkpoint = tmp_path / "checkpoint-6"
     checkpoint.mkdir()
-    _config(speech_manifest, tiny_whisper_en, tmp_path).save(checkpoint, global_step=6)
-    config = _config(
+    finetune_config(speech_manifest, tiny_whisper_en, tmp_path).save(checkpoint, global_step=6)
+    config = finetune_config(
         speech_manifest, tiny_whisper_en, tmp_path, resume_from_checkpoint=str(checkpoint)
     )
     if "base_model" in change:  # another model: a fixture's folder
@@ -298,7 +300,11 @@ def test_skip_bad_trains_on_the_rest_and_says_what_it_skipped(
 
 
 def test_augment_config_is_applied_while_training(
-    speech_manifest, tiny_whisper_en, tmp_path, monkeypatch
+    speech_manifest,
+    tiny_whisper_en,
+    tmp_path,
+    monkeypatch,
+    finetune_config,
 ):
     """A speed step at probability 1 runs on every training sample and what it returns is
     what the model trains on: the first logged loss differs from the same run without it."""
@@ -316,10 +322,10 @@ def test_augment_config_is_applied_while_training(
         return slower
 
     monkeypatch.setattr(augment.Speed, "__call__", counted)
-    plain = finetune(_config(speech_manifest, tiny_whisper_en, tmp_path / "a", max_steps=2))
+    plain = finetune(finetune_config(speech_manifest, tiny_whisper_en, tmp_path / "a", max_steps=2))
     assert lengths == []
     augmented = finetune(
-        _config(
+        finetune_config(
             speech_manifest,
             tiny_whisper_en,
             tmp_path / "b",
@@ -390,14 +396,16 @@ def test_two_cpu_processes_train_one_model(launcher, speech_manifest, tiny_whisp
     assert run["world_size"] == 2
 
 
-def test_finetune_streams_a_sharded_corpus(speech_manifest, tiny_whisper_en, tmp_path):
+def test_finetune_streams_a_sharded_corpus(
+    speech_manifest, tiny_whisper_en, tmp_path, finetune_config
+):
     from whisper_tune.data.prepare.sharding import write_shards
 
     shards = tmp_path / "shards"
     write_shards(speech_manifest, shards, samples_per_shard=2)
     assert len(list(shards.glob("*.tar"))) == 2
     result = finetune(
-        _config(
+        finetune_config(
             shards,
             tiny_whisper_en,
             tmp_path / "out",
@@ -411,10 +419,14 @@ def test_finetune_streams_a_sharded_corpus(speech_manifest, tiny_whisper_en, tmp
 
 
 def test_frozen_encoder_trains_decoder_adapters_on_cached_states(
-    speech_manifest, tiny_whisper_en, tmp_path, capsys
+    speech_manifest,
+    tiny_whisper_en,
+    tmp_path,
+    capsys,
+    finetune_config,
 ):
     result = finetune(
-        _config(
+        finetune_config(
             speech_manifest,
             tiny_whisper_en,
             tmp_path / "out",
@@ -450,10 +462,13 @@ def test_cached_frozen_layers_give_the_same_encoder_output(tiny_whisper_en):
 
 
 def test_partly_frozen_encoder_trains_top_encoder_layers(
-    speech_manifest, tiny_whisper_en, tmp_path
+    speech_manifest,
+    tiny_whisper_en,
+    tmp_path,
+    finetune_config,
 ):
     result = finetune(
-        _config(
+        finetune_config(
             speech_manifest, tiny_whisper_en, tmp_path / "out", freeze_encoder_layers=1, max_steps=6
         )
     )

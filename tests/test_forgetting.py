@@ -50,23 +50,6 @@ def manifests(tmp_path_factory) -> tuple[Path, Path]:
     )
 
 
-def _config(manifest: Path, model: Path, out: Path, **overrides) -> FinetuneConfig:
-    values = dict(
-        train_data=str(manifest),
-        base_model=str(model),
-        output_dir=str(out),
-        max_steps=4,
-        per_device_train_batch_size=4,
-        learning_rate=1e-2,
-        logging_steps=1,
-        save_steps=100,
-        num_workers=0,
-        lora_r=8,
-        lora_alpha=16,
-    )
-    return FinetuneConfig(**(values | overrides))
-
-
 # --- warm-up ----------------------------------------------------------------------------
 
 
@@ -210,9 +193,11 @@ def test_replay_mix_adds_that_share_of_general_samples(builder):
         ({"warmup_ratio": 1.0}, "--warmup_ratio 1.0"),
     ],
 )
-def test_out_of_range_options_are_refused(manifests, tiny_whisper_en, tmp_path, change, named):
+def test_out_of_range_options_are_refused(
+    manifests, tiny_whisper_en, tmp_path, change, named, finetune_config
+):
     with pytest.raises(WhisperTuneError, match=named.replace(".", r"\.")):
-        finetune(_config(manifests[0], tiny_whisper_en, tmp_path, **change))
+        finetune(finetune_config(manifests[0], tiny_whisper_en, tmp_path, **change))
 
 
 # --- KL to the base model ---------------------------------------------------------------
@@ -237,6 +222,7 @@ def test_kl_term_uses_the_base_model_with_the_adapter_disabled(
     frozen_layers,
     warmup_steps,
     learning_rates,
+    finetune_config,
 ):
     """Each step's reference logits are the base model's (a separate plain Whisper on the same
     inputs, cached encoder states included), not the adapted ones; the logged loss is the
@@ -261,7 +247,7 @@ def test_kl_term_uses_the_base_model_with_the_adapter_disabled(
     domain, general = manifests
     weight = 0.5
     result = finetune(
-        _config(
+        finetune_config(
             domain,
             tiny_whisper_en,
             tmp_path / "out",
@@ -312,7 +298,9 @@ def test_kl_term_uses_the_base_model_with_the_adapter_disabled(
 
 
 @pytest.mark.slow
-def test_initial_prompt_still_fixes_a_name_after_fine_tuning_with_prompts(tmp_path):
+def test_initial_prompt_still_fixes_a_name_after_fine_tuning_with_prompts(
+    tmp_path, finetune_config
+):
     """Bundled tiny.en writes "Kowalczyk" as "Cowalkzick" unless the prompt spells it; after a
     short fine-tune on other sentences with the default --prompt_ratio, the prompt still fixes
     it. (Measured with this recipe: --prompt_ratio 0.5 or 1 made the prompted decode drop
@@ -333,7 +321,7 @@ def test_initial_prompt_still_fixes_a_name_after_fine_tuning_with_prompts(tmp_pa
         lines.append({"audio": {"path": f"{i}.wav"}, "sentence": text})
     model_dir = bundled_hf_dir("tiny.en")
     result = finetune(
-        _config(
+        finetune_config(
             _write_manifest(tmp_path / "train.jsonl", lines),
             model_dir,
             tmp_path / "out",
