@@ -26,6 +26,11 @@ def test_one_clip_prints_the_seed_json(capsys, english_clip):
     assert result["language"] == "en" and 2 < result["duration"] < 10
     assert all(list(r) == ["start", "end", "text"] for r in result["results"])
     assert "snow tomorrow" in result["text"].lower()
+    assert result["transcription_options"]["condition_on_previous_text"] is True
+
+    code, out, _ = run(capsys, "--audio_path", str(path), "--condition_on_previous_text", "false")
+    assert code == 0
+    assert json.loads(out)["transcription_options"]["condition_on_previous_text"] is False
 
 
 def test_folder_to_json_lines_and_files(capsys, tmp_path, english_clip, silence_clip):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from whisper_tune.cli._args import add, add_bool, add_model_options, engine_settings
+from whisper_tune.cli._args import add, add_bool, add_model_options, engine_settings, str2bool
 from whisper_tune.engine_settings import FILE_BATCH_SIZE, EngineSettings
 
 COMMAND = "transcribe"
@@ -54,6 +54,15 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--hotwords",
         default=None,
         help="words to favour, given as a prompt to every window",
+    )
+    add(
+        parser,
+        "--condition_on_previous_text",
+        type=str2bool,
+        default=None,
+        metavar="BOOL",
+        help="prompt each 30 s window of a long file with the text decoded before it (default: "
+        "true, as faster-whisper; false keeps a loop or a wrong language from carrying over)",
     )
     add_bool(parser, "--to_simple", False, "convert traditional to simplified Chinese")
     add_bool(parser, "--remove_pun", False, "remove punctuation from the text")
@@ -137,6 +146,7 @@ def _run(args: argparse.Namespace) -> int:
             hallucination_guard=not args.no_hallucination_guard,
             to_simple=args.to_simple,
             remove_pun=args.remove_pun,
+            **_set(condition_on_previous_text=args.condition_on_previous_text),
         ),
         OutputSettings(
             output_dir=args.output_dir, output_format=args.output_format, subtitles=subtitles
@@ -144,3 +154,8 @@ def _run(args: argparse.Namespace) -> int:
         file_batch=args.batch_size or FILE_BATCH_SIZE,
     )
     return 0
+
+
+def _set(**values: object) -> dict[str, object]:
+    """The options given on the command line; the rest keep :class:`TranscribeOptions`' own."""
+    return {name: value for name, value in values.items() if value is not None}
