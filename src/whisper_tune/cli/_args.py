@@ -53,14 +53,18 @@ def add_bool(
 
 
 def add_config_options(
-    parser: argparse.ArgumentParser, config: typing.Any, help: dict[str, str] | None = None
+    parser: argparse.ArgumentParser,
+    config: typing.Any,
+    help: dict[str, str] | None = None,
+    many: typing.Collection[str] = (),
 ) -> None:
     """One flag per field of the dataclass ``config`` (a class or an instance) that has help.
 
     Name, type, default, choices and argument group come from the field (see
     :func:`whisper_tune.options.option`), the default from ``config`` when it is an instance;
-    ``help`` replaces a field's help text for this command. A field without a default is a
-    required flag, a ``bool`` a seed-style boolean, a tuple one or more values.
+    ``help`` replaces a field's help text for this command; a field named in ``many`` takes
+    one or more values for this command (a list). A field without a default is a required
+    flag, a ``bool`` a seed-style boolean, a tuple one or more values.
     """
     cls = config if isinstance(config, type) else type(config)
     hints = typing.get_type_hints(cls)
@@ -76,7 +80,10 @@ def add_config_options(
             target = groups[meta["group"]]
         default = item.default if config is cls else getattr(config, item.name)
         text = (help or {}).get(item.name, meta["help"])
-        _add_field(target, item.name, _value_type(hints[item.name]), default, text, meta)
+        kind = _value_type(hints[item.name])
+        if item.name in many:
+            kind, default = tuple[kind, ...], (default,)  # type: ignore[valid-type]
+        _add_field(target, item.name, kind, default, text, meta)
 
 
 def config_from_args(cls: type[T], args: argparse.Namespace, **values: typing.Any) -> T:
@@ -125,12 +132,20 @@ def _add_field(
 
 
 def add_model_options(
-    parser: argparse.ArgumentParser, defaults: EngineSettings, num_workers_help: str
+    parser: argparse.ArgumentParser,
+    defaults: EngineSettings,
+    num_workers_help: str,
+    model_path_help: str | None = None,
 ) -> None:
     """The model flags of ``transcribe``, ``serve`` and ``gui``: :class:`EngineSettings`'
     fields (defaults: the command's ``defaults``), the seed's ``--use_gpu``, and its
-    ``--beam_size`` and ``--vad_filter`` decoding flags."""
-    add_config_options(parser, defaults, help={"num_workers": num_workers_help})
+    ``--beam_size`` and ``--vad_filter`` decoding flags. With ``model_path_help``,
+    ``--model_path`` takes one or more models (the first is the default)."""
+    texts = {"num_workers": num_workers_help}
+    if model_path_help:
+        texts["model_path"] = model_path_help
+    many = ("model_path",) if model_path_help else ()
+    add_config_options(parser, defaults, help=texts, many=many)
     add_bool(parser, "--use_gpu", defaults.device == "cuda", "run the model on a CUDA GPU")
     parser.add_argument(
         "--beam_size",
@@ -146,5 +161,9 @@ def add_model_options(
 
 
 def engine_settings(args: argparse.Namespace) -> EngineSettings:
-    """The :class:`EngineSettings` that :func:`add_model_options` flags describe."""
-    return config_from_args(EngineSettings, args, device="cuda" if args.use_gpu else "cpu")
+    """The :class:`EngineSettings` that :func:`add_model_options` flags describe (of the first
+    model where ``--model_path`` took several)."""
+    settings = config_from_args(EngineSettings, args, device="cuda" if args.use_gpu else "cpu")
+    if isinstance(settings.model_path, list):
+        return dataclasses.replace(settings, model_path=settings.model_path[0])
+    return settings

@@ -83,8 +83,28 @@ class Upload:
             )
         return number
 
-    def text(self, name: str) -> str | None:
+    def integer(self, name: str, low: int, high: int) -> int | None:
         value = self._last(name)
+        if value is None or not value.strip():
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            number = low - 1
+        if not low <= number <= high:
+            raise ApiError(
+                422,
+                f"field '{name}' must be a whole number from {low} to {high}; got {value[:40]!r}",
+                name,
+            )
+        return number
+
+    def text(self, name: str, max_chars: int | None = None) -> str | None:
+        value = self._last(name)
+        if value and max_chars is not None and len(value) > max_chars:
+            raise ApiError(
+                422, f"field '{name}' is {len(value)} characters long; at most {max_chars}", name
+            )
         return value if value else None
 
     def _last(self, name: str) -> str | None:

@@ -16,7 +16,9 @@ from whisper_tune.inference.writers import Transcript, WriteSRT, WriteVerboseJSO
 from whisper_tune.languages import language_name
 from whisper_tune.server import transcription
 from whisper_tune.server.errors import ApiError, error_body
-from whisper_tune.server.forms import Upload, read_upload
+from whisper_tune.server.forms import read_upload
+from whisper_tune.server.models import UnknownModel
+from whisper_tune.server.request_options import decoding_options, requested_model
 from whisper_tune.server.state import require_api_key, server_state
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
@@ -27,11 +29,20 @@ GRANULARITIES = ("segment", "word")
 
 @router.get("/models")
 async def models(request: Request) -> dict:
-    name = server_state(request).model_name
-    return {
-        "object": "list",
-        "data": [{"id": name, "object": "model", "created": 0, "owned_by": "whisper-tune"}],
-    }
+    """Every model this server offers (the default first)."""
+    return {"object": "list", "data": [_model(n) for n in server_state(request).models.names]}
+
+
+@router.get("/models/{name:path}")
+async def model(request: Request, name: str) -> dict:
+    names = server_state(request).models.names
+    if name not in names:
+        raise ApiError(404, str(UnknownModel(name, names)), "model")
+    return _model(name)
+
+
+def _model(name: str) -> dict:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "whisper-tune"}
 
 
 @router.post("/audio/transcriptions")
@@ -45,10 +56,12 @@ async def translations(request: Request) -> Response:
 
 
 async def _handle(request: Request, task: str) -> Response:
-    """Validate OpenAI's fields (``model`` is accepted and ignored: one model is served)."""
+    """Validate OpenAI's fields (``model`` picks one of the served models) and this server's
+    decoding fields."""
     state = server_state(request)
     async with transcription.reserved(state.pool) as slot:
         upload = await read_upload(request, "file")
+        model = requested_model(upload, state)
         response_format = upload.choice("response_format", RESPONSE_FORMATS, "json")
         granularities = upload.choices(
             ("timestamp_granularities[]", "timestamp_granularities"), GRANULARITIES
@@ -57,14 +70,13 @@ async def _handle(request: Request, task: str) -> Response:
         options = state.options(
             language=upload.language("language"),
             task=task,
-            initial_prompt=upload.text("prompt"),
             word_timestamps="word" in granularities,
             to_simple=upload.flag("to_simple", False),
             remove_pun=upload.flag("remove_pun", False),
-            **_temperature(upload),
+            **decoding_options(upload, state),
         )
         run = await transcription.start(
-            request, slot, upload.audio, options, state.config.request_timeout
+            request, slot, upload.audio, options, state.config.request_timeout, model
         )
     if stream:
         return _event_stream(request, run)
@@ -83,12 +95,6 @@ async def _handle(request: Request, task: str) -> Response:
         return JSONResponse(_verbose(transcript, task, "word" in granularities, fixed))
     usage = {"type": "duration", "seconds": math.ceil(info.duration)}
     return JSONResponse({"text": transcript.text, "usage": usage})
-
-
-def _temperature(upload: Upload) -> dict:
-    """OpenAI's rule: 0 (or absent) lets the decoder raise it on failure; else fixed."""
-    value = upload.number("temperature", 0.0, 1.0)
-    return {} if not value else {"temperature": value}
 
 
 def _verbose(

@@ -336,7 +336,8 @@ class LiveSession:
         session = self.session
         options = self.state.options(language=session.language, initial_prompt=session.prompt)
         settings = session.settings(StreamingSettings())
-        return StreamingTranscriber(self.state.pool.transcriber, options, settings)
+        transcriber = self.state.models.load(self.state.models.default)
+        return StreamingTranscriber(transcriber, options, settings)
 
     # --- sending ---------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from whisper_tune.languages import TASKS
 from whisper_tune.server import transcription
 from whisper_tune.server.errors import ApiError, error_body
 from whisper_tune.server.forms import read_upload
+from whisper_tune.server.request_options import decoding_options, requested_model
 from whisper_tune.server.state import require_api_key, server_state
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
@@ -21,23 +22,34 @@ router = APIRouter(dependencies=[Depends(require_api_key)])
 
 async def _start(request: Request) -> transcription.Transcription:
     """Read the seed's form (``audio``, ``to_simple`` 1, ``remove_pun`` 0, ``task``,
-    ``language``; absent language = detect) and start the job."""
+    ``language``; absent language = detect), this server's ``model``, decoding fields and
+    ``word_timestamps`` flag, and start the job."""
     state = server_state(request)
     async with transcription.reserved(state.pool) as slot:
         upload = await read_upload(request, "audio")
+        model = requested_model(upload, state)
         options = state.options(
             language=upload.language("language"),
             task=upload.choice("task", TASKS, "transcribe"),
             to_simple=upload.flag("to_simple", True),
             remove_pun=upload.flag("remove_pun", False),
+            word_timestamps=upload.flag("word_timestamps", False),
+            **decoding_options(upload, state),
         )
         return await transcription.start(
-            request, slot, upload.audio, options, state.config.request_timeout
+            request, slot, upload.audio, options, state.config.request_timeout, model
         )
 
 
-def _times(segment: Segment) -> dict[str, float]:
-    return {"start": round(segment.start, 2), "end": round(segment.end, 2)}
+def _times(segment: Segment) -> dict:
+    """A segment's times, and its words when word timestamps were asked for."""
+    times: dict = {"start": round(segment.start, 2), "end": round(segment.end, 2)}
+    if segment.words:
+        times["words"] = [
+            {"word": w.word, "start": round(w.start, 2), "end": round(w.end, 2)}
+            for w in segment.words
+        ]
+    return times
 
 
 @router.post("/recognition")

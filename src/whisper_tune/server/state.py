@@ -1,4 +1,4 @@
-"""What request handlers share: the config, the worker pool and the served model's name."""
+"""What request handlers share: the config, the worker pool, the models and the metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from starlette.requests import HTTPConnection
 from whisper_tune.inference.types import TranscribeOptions
 from whisper_tune.server.config import ServerConfig
 from whisper_tune.server.errors import ApiError
+from whisper_tune.server.metrics import Metrics
+from whisper_tune.server.models import ModelRegistry
 from whisper_tune.server.workers import WorkerPool
 
 
@@ -18,13 +20,19 @@ from whisper_tune.server.workers import WorkerPool
 class ServerState:
     config: ServerConfig
     pool: WorkerPool
-    model_name: str
+    models: ModelRegistry
+    metrics: Metrics
+
+    @property
+    def model_name(self) -> str:
+        """The default model's id."""
+        return self.models.default
 
     def options(self, **overrides) -> TranscribeOptions:
-        """Decoding options: the server's beam size and VAD setting plus the request's own."""
-        return TranscribeOptions(
-            beam_size=self.config.beam_size, vad_filter=self.config.vad_filter, **overrides
-        )
+        """Decoding options: the server's beam size and VAD setting unless the request's own
+        say otherwise."""
+        defaults = {"beam_size": self.config.beam_size, "vad_filter": self.config.vad_filter}
+        return TranscribeOptions(**(defaults | overrides))
 
 
 KEY_SUBPROTOCOL = "openai-insecure-api-key."  # how a browser's WebSocket sends the key

@@ -72,14 +72,17 @@ async def start(
     audio: bytes,
     options: TranscribeOptions,
     timeout: float,
+    model: str,
 ) -> Transcription:
-    """Submit ``audio`` in ``reservation``; return once it is decoded and its language known.
+    """Submit ``audio`` for ``model`` in ``reservation``; return once it is decoded and its
+    language known.
 
     Raises :class:`ApiError`: 400 for audio that cannot be decoded or transcribed, 413 for
-    audio longer than the server's limit, 504 when no result comes within ``timeout``
-    seconds or the job runs past the job timeout.
+    audio longer than the server's limit, 503 when the model cannot be loaded, 504 when no
+    result comes within ``timeout`` seconds or the job runs past the job timeout.
     """
-    job = reservation.submit(audio, options)
+    request.state.model = model  # for the access log
+    job = reservation.submit(audio, options, model)
     watcher = asyncio.create_task(_cancel_on_disconnect(request, job))
     try:
         _, info = await _next_event(job, timeout)  # the worker reports "info" first
@@ -111,6 +114,8 @@ async def _next_event(job: Job, timeout: float) -> tuple[str, Any]:
             raise ApiError(413, str(value))
         prefix = "" if isinstance(value, AudioError) else "cannot transcribe: "
         raise ApiError(400, f"{prefix}{value}")
+    if kind == "unavailable":
+        raise ApiError(503, f"model {job.model!r} cannot be loaded now (logged); retry later")
     if kind == "timeout":
         raise ApiError(504, f"the job ran past the server's job timeout ({value:g} s)")
     if kind == "crash":

@@ -1,7 +1,8 @@
 """A fixed pool of model worker threads behind a bounded queue.
 
 Request handlers never run the model: they reserve a slot, read the upload, submit a
-:class:`Job` and await its events. A worker decodes the uploaded bytes in memory (refusing
+:class:`Job` naming its model and await its events. A worker borrows that model from the
+:class:`ModelRegistry` (loading it if needed), decodes the uploaded bytes in memory (refusing
 audio longer than ``max_audio_seconds``), runs the transcriber and reports the transcription
 info, then each segment as soon as it is decoded, into the job's asyncio queue. At most
 ``num_workers + queue_size`` slots are handed out at once, counted from before the upload is
@@ -19,12 +20,14 @@ import math
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from whisper_tune.audio import load_audio
-from whisper_tune.errors import WhisperTuneError
-from whisper_tune.inference.types import TranscribeOptions, Transcriber
+from whisper_tune.errors import ModelError, WhisperTuneError
+from whisper_tune.inference.types import TranscribeOptions
+from whisper_tune.server.models import ModelRegistry
 
 log = logging.getLogger("whisper_tune.server")
 
@@ -42,13 +45,15 @@ class Job:
     """One transcription request; its worker reports ``(kind, value)`` events.
 
     Kinds: ``info`` (TranscriptionInfo), ``segment`` (Segment), ``done``, ``error``
-    (WhisperTuneError caused by the input), ``timeout`` (stopped at the job timeout) and
+    (WhisperTuneError caused by the input), ``unavailable`` (the model failed to load),
+    ``timeout`` (stopped at the job timeout) and
     ``crash`` (an unexpected exception). Setting :attr:`cancelled` stops the decoding.
     """
 
     audio: bytes
     options: TranscribeOptions
     loop: asyncio.AbstractEventLoop
+    model: str
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     expired: bool = False
@@ -84,11 +89,11 @@ class Reservation:
         self.pool = pool
         self.used = False
 
-    def submit(self, audio: bytes, options: TranscribeOptions) -> Job:
-        """Queue a job in this slot; must be called from the event loop."""
+    def submit(self, audio: bytes, options: TranscribeOptions, model: str) -> Job:
+        """Queue a job for ``model`` in this slot; must be called from the event loop."""
         self.used = True
         loop = asyncio.get_running_loop()
-        job = Job(audio, options, loop)
+        job = Job(audio, options, loop, model)
         job.timer = loop.call_later(self.pool.job_timeout, job.expire)
         self.pool._jobs.put(job)
         return job
@@ -100,17 +105,20 @@ class Reservation:
 
 
 class WorkerPool:
-    """``num_workers`` threads sharing one transcriber, admission bounded by ``queue_size``."""
+    """``num_workers`` threads sharing the registry's models, admission bounded by
+    ``queue_size``; ``on_audio(model, seconds)`` hears of each transcribed upload."""
 
     def __init__(
         self,
-        transcriber: Transcriber,
+        models: ModelRegistry,
         num_workers: int,
         queue_size: int,
         max_audio_seconds: float | None = None,
         job_timeout: float = math.inf,
+        on_audio: Callable[[str, float], None] | None = None,
     ) -> None:
-        self.transcriber = transcriber
+        self.models = models
+        self.on_audio = on_audio or (lambda model, seconds: None)
         self.num_workers = num_workers
         self.capacity = num_workers + queue_size
         self.max_audio_seconds = max_audio_seconds
@@ -121,6 +129,10 @@ class WorkerPool:
         self._busy = 0
         self._mean_seconds = 1.0
         self._threads: list[threading.Thread] = []
+
+    @property
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
 
     def start(self) -> None:
         for i in range(self.num_workers):
@@ -143,6 +155,13 @@ class WorkerPool:
                 raise QueueFull(self._retry_after())
             self._admitted += 1
         return Reservation(self)
+
+    def queued(self) -> int:
+        with self._lock:
+            return self._admitted - self._busy
+
+    def busy(self) -> int:
+        return self._busy
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -180,14 +199,19 @@ class WorkerPool:
             if not job.cancelled.is_set():
                 audio = load_audio(job.audio, max_seconds=self.max_audio_seconds)
                 job.audio = b""  # the request may live on: do not keep the upload too
-                segments, info = self.transcriber.transcribe(audio, job.options)
-                job.report("info", info)
-                for segment in segments:  # ends early once job.cancelled is set
-                    job.report("segment", segment)
+                with self.models.use(job.model) as transcriber:
+                    segments, info = transcriber.transcribe(audio, job.options)
+                    job.report("info", info)
+                    for segment in segments:  # ends early once job.cancelled is set
+                        job.report("segment", segment)
+                self.on_audio(job.model, info.duration)
             if job.expired:
                 job.report("timeout", self.job_timeout)
             elif not job.cancelled.is_set():
                 job.report("done")
+        except ModelError as exc:
+            log.error("model %s could not be loaded: %s", job.model, exc)
+            job.report("unavailable", exc)
         except WhisperTuneError as exc:
             job.report("error", exc)
         except Exception as exc:
