@@ -62,6 +62,15 @@ def test_finetune_merge_reload_evaluate(
         run = json.loads((checkpoint / "run_config.json").read_text())
         assert run["base_model"] == str(tiny_whisper_en) and run["lora_r"] == 8
     assert (result.run_dir / "checkpoint-6" / "run_config.json").is_file()
+    # checkpoint-best is the evaluated step with the lowest WER (the earliest on a tie) in the
+    # run's own eval history, and holds that step's adapter byte for byte
+    history = json.loads((result.best_checkpoint / "run_config.json").read_text())["eval_history"]
+    scored = [r for r in history if r["metric"] is not None]
+    lowest = min(scored, key=lambda r: (r["metric"], r["step"]))
+    assert result.metric == "wer" and len(scored) == 2 and result.best_step == lowest["step"]
+    adapter = "adapter_model.safetensors"
+    chosen = result.run_dir / f"checkpoint-{lowest['step']}" / adapter
+    assert (result.best_checkpoint / adapter).read_bytes() == chosen.read_bytes(), history
     assert list(result.run_dir.glob("runs/*/events.out.tfevents*")), "TensorBoard logs"
 
     main_args = [
