@@ -11,6 +11,8 @@ it is never unloaded.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import gc
 import logging
@@ -73,6 +75,14 @@ def named_models(engine: EngineSettings, paths: Sequence[str]) -> dict[str, Engi
             )
         models[name] = dataclasses.replace(engine, model_path=path)
     return models
+
+
+def release_memory() -> None:
+    """Collect the unloaded engine, and hand the freed heap back to the system (glibc keeps
+    it otherwise, so the process would not shrink)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)  # glibc; elsewhere the attribute is missing
 
 
 @dataclasses.dataclass
@@ -211,7 +221,7 @@ class ModelRegistry:
             if not self._unloadable(model):
                 return False  # taken again meanwhile
             model.transcriber = None
-        gc.collect()  # the engine's memory goes with the last reference
+        release_memory()
         log.info("model %s unloaded (%s)", name, reason)
         self.on_change("unload", name)
         return True
