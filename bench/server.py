@@ -49,13 +49,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(log_path: Path) -> Iterator[tuple[str, int]]:
-    """Start ``whisper-tune serve`` on a free loopback port; yield (base URL, pid)."""
+def running_server(
+    log_path: Path, extra: Sequence[str] = (), models: Sequence[str] = (MODEL,)
+) -> Iterator[tuple[str, int]]:
+    """Start ``whisper-tune serve`` with ``models`` (plus ``extra`` flags) on a free loopback
+    port; yield (base URL, pid)."""
     import httpx
 
     port = free_port()
     command = [sys.executable, "-m", "whisper_tune", "serve", "--port", str(port)]
-    command += ["--model_path", MODEL, "--num_workers", str(SERVER_WORKERS)]
+    command += ["--model_path", *models, "--num_workers", str(SERVER_WORKERS), *extra]
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     with open(log_path, "wb") as log:
         server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log)

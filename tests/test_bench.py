@@ -108,6 +108,25 @@ def test_streaming_smoke(tmp_path):
     assert all(r["wer_vs_offline"] <= 0.2 for r in record["levels"])
 
 
+@pytest.mark.slow
+def test_gpu_script_smoke_on_cpu(tmp_path):
+    """bench/gpu.py, prepared for a CUDA machine, runs every part on the CPU: training beside
+    the seed's recipe, merge and held-out WER, transcription, a real server."""
+    from bench import gpu
+
+    record = gpu.main(["--device", "cpu", "--smoke", "--output", str(tmp_path / "g.json")])
+    trainers = [r["trainer"] for r in record["finetune"]]
+    assert trainers == ["whisper-tune fp32", "seed recipe (Seq2SeqTrainer + PEFT)"]
+    assert not any("error" in r for r in record["finetune"] + record["transcribe"])
+    assert record["finetune"][0]["heldout_wer"] < 0.5
+    hows = [r["config"] for r in record["transcribe"]]
+    assert hows == ["ct2 int8", "ct2 int8 batched long-form", "ct2 int8 many files at once"]
+    assert all(_finite_positive(r["rtf"]) and r["wer"] < 0.5 for r in record["transcribe"])
+    (served,) = record["serve"]
+    assert served["requests"] == 1 and served["wer"] < 0.5
+    assert gpu.precisions("cpu") == ["fp32"] and record["skipped"] == []
+
+
 def test_profile_phases_from_py_spy_stacks():
     from bench.finetune import phase_shares
 
