@@ -205,7 +205,6 @@ def test_seed_style_inference_arguments_become_the_engine_settings():
         "finetune --train_data t.jsonl --fp16 maybe",
         "finetune --train_data t.jsonl --task speak",
         "finetune --train_data t.jsonl --lora_r four",
-        "finetune",
         "evaluate --test_data t.jsonl --metric bleu",
         "serve --engine onnx",
         "gui --use_int8 sometimes",

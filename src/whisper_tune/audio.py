@@ -129,11 +129,11 @@ def slice_audio(
 
 def audio_duration(source: AudioSource) -> float:
     """Duration in seconds (reads the header when possible, else decodes)."""
-    if isinstance(source, (str, Path)):
+    if isinstance(source, (str, Path, bytes)):
         try:
             import soundfile
 
-            info = soundfile.info(str(source))
+            info = soundfile.info(io.BytesIO(source) if isinstance(source, bytes) else str(source))
             if 0 < info.frames < _UNKNOWN_FRAMES:
                 return info.frames / info.samplerate
         except Exception:

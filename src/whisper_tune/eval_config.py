@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from whisper_tune.audio_context import check_audio_ctx
+from whisper_tune.data.hf_datasets import data_source, dataset_option
 from whisper_tune.engine_settings import ENGINES, FILE_BATCH_SIZE, audio_ctx_option
+from whisper_tune.errors import WhisperTuneError
 from whisper_tune.options import TASKS, option
 
 # the transcript normalisation before scoring: evaluate's and finetune's (checkpoint metric)
@@ -32,7 +34,12 @@ def scoring_option(name: str, group: str | None = None) -> Any:
 class EvalConfig:
     """Options of ``whisper-tune evaluate`` (the seed's evaluation.py names and defaults)."""
 
-    test_data: str = option(help="manifest to evaluate on (JSONL)")
+    test_data: str | None = option(
+        None,
+        help="manifest to evaluate on (JSONL) or a Hugging Face datasets source (save_to_disk "
+        "folder, .parquet/.arrow files, audiofolder, hf://datasets/NAME); required unless "
+        "--dataset_name is given",
+    )
     model_path: tuple[str, ...] = option(
         ("tiny.en",),
         help="one or more models, scored side by side: Hugging Face dir, CTranslate2 dir, "
@@ -83,6 +90,12 @@ class EvalConfig:
         help="re-decode a failing window at higher temperatures, as transcribe does; that "
         "samples at random, so it is off by default and a score is reproducible",
     )
+    dataset_name: str | None = dataset_option("dataset_name")
+    dataset_config: str | None = dataset_option("dataset_config")
+    split: str | None = dataset_option("split")
+    audio_column: str | None = dataset_option("audio_column")
+    text_column: str | None = dataset_option("text_column")
+    streaming: bool = dataset_option("streaming")
     min_audio_len: float = option(0.5, help="skip clips shorter (seconds)")
     max_audio_len: float = option(30.0, help="skip clips longer (seconds)")
     skip_bad: bool = option(False, help="skip and count unreadable audio instead of stopping")
@@ -105,5 +118,8 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         check_audio_ctx(self.audio_ctx)
+        self.test_data = data_source(self.test_data, self.dataset_name)
+        if not self.test_data:
+            raise WhisperTuneError("evaluate needs --test_data (or --dataset_name)")
         if isinstance(self.model_path, str):  # one model, as the seed's scripts pass it
             self.model_path = (self.model_path,)

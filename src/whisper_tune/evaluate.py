@@ -37,8 +37,9 @@ import torch
 from tqdm import tqdm
 
 from whisper_tune.audio import SAMPLE_RATE
-from whisper_tune.data.dataset import ManifestDataset, check_audio_files
-from whisper_tune.data.manifest import Utterance, read_manifest
+from whisper_tune.data.dataset import ManifestDataset, read_utterances
+from whisper_tune.data.hf_datasets import DatasetOptions
+from whisper_tune.data.manifest import Utterance
 from whisper_tune.errors import ManifestError, ModelError, WhisperTuneError
 from whisper_tune.eval_config import EvalConfig
 from whisper_tune.evaluate_html import REPORT_FILE, render_report
@@ -135,14 +136,18 @@ def evaluate_models(config: EvalConfig, progress: bool = True) -> list[EvalRepor
     check_ranges(config, report_worst=config.report_worst >= 0)
     check_writable_dir(_report_folder(config), "report")
     language = language_code(config.language)
-    utterances, stats = read_manifest(
-        config.test_data, config.min_audio_len, config.max_audio_len, config.skip_bad
+    utterances, stats, audio = read_utterances(
+        config.test_data,
+        "eval",
+        DatasetOptions.of(config),
+        config.min_audio_len,
+        config.max_audio_len,
+        config.skip_bad,
     )
-    utterances = check_audio_files(utterances, config.skip_bad)
     if progress:
         print(f"test data {config.test_data}: {stats.summary()}")
     decoded = [
-        _decode(reference, utterances, language, config, progress)
+        _decode(reference, utterances, audio, language, config, progress)
         for reference in config.model_path
     ]
     reports = _score(decoded, utterances, language, config)
@@ -151,7 +156,12 @@ def evaluate_models(config: EvalConfig, progress: bool = True) -> list[EvalRepor
 
 
 def _decode(
-    reference: str, utterances: list[Utterance], language: str | None, config: EvalConfig, progress
+    reference: str,
+    utterances: list[Utterance],
+    audio,
+    language: str | None,
+    config: EvalConfig,
+    progress,
 ) -> _Decoded:
     """Run one model over the manifest; RTF counts decoding (and audio reading), not loading."""
     gc.collect()
@@ -175,7 +185,7 @@ def _decode(
         temperature=TranscribeOptions.temperature if config.temperature_fallback else 0.0,
     )
     loader = torch.utils.data.DataLoader(
-        ManifestDataset(utterances, _audio),
+        ManifestDataset(utterances, _audio, audio),
         batch_size=1,
         num_workers=config.num_workers,
         collate_fn=_collate,

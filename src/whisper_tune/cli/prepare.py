@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from whisper_tune.cli._args import add, add_bool
+from whisper_tune.cli._args import add, add_bool, add_config_options, config_from_args
 
 COMMAND = "prepare"
 HELP = "prepare training data: AIShell, WenetSpeech, common layouts, check, shards"
@@ -310,22 +310,70 @@ def _run_subtitles(args: argparse.Namespace) -> int:
 
 
 def _check(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("manifest", help="JSONL manifest to check")
+    parser.add_argument(
+        "manifest",
+        help="JSONL manifest to check, or a datasets source (save_to_disk folder, "
+        ".parquet/.arrow files, audiofolder, hf://datasets/NAME)",
+    )
     add_bool(
         parser,
         "--decode",
         True,
         "decode every audio file (finds corrupt audio; off: only check the files exist)",
     )
+    _dataset_options(parser)
     parser.set_defaults(run=_run_check)
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from whisper_tune.data.prepare.check import check_manifest
+    from whisper_tune.data.hf_datasets import is_dataset_source
+    from whisper_tune.data.prepare.check import check_dataset, check_manifest
 
-    report = check_manifest(args.manifest, args.decode)
+    if is_dataset_source(args.manifest):
+        report = check_dataset(args.manifest, _dataset_config(args), args.decode)
+    else:
+        report = check_manifest(args.manifest, args.decode)
     print(report.summary())
     return 0 if report.ok else 1
+
+
+def _from_datasets(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "source",
+        help="save_to_disk folder, .parquet/.arrow file(s), audiofolder or hf://datasets/NAME",
+    )
+    add(parser, "--output", required=True, help="the JSONL manifest to write")
+    add(
+        parser,
+        "--audio_dir",
+        default=None,
+        help="where audio held in the dataset is written as wav (default: <output>_audio/)",
+    )
+    add_bool(parser, "--overwrite", False, "rebuild the manifest if it exists")
+    _dataset_options(parser)
+    parser.set_defaults(run=_run_from_datasets)
+
+
+def _run_from_datasets(args: argparse.Namespace) -> int:
+    from whisper_tune.data.prepare.from_datasets import prepare_from_datasets
+
+    return _print(
+        prepare_from_datasets(
+            args.source, args.output, _dataset_config(args), args.audio_dir, args.overwrite
+        )
+    )
+
+
+def _dataset_options(parser: argparse.ArgumentParser) -> None:
+    from whisper_tune.data.hf_datasets import DatasetOptions
+
+    add_config_options(parser, DatasetOptions)
+
+
+def _dataset_config(args: argparse.Namespace):
+    from whisper_tune.data.hf_datasets import DatasetOptions
+
+    return config_from_args(DatasetOptions, args)
 
 
 def _shard(parser: argparse.ArgumentParser) -> None:
@@ -420,6 +468,7 @@ _SOURCES = (
     ("commonvoice", "Common Voice TSV + clips/ → JSONL", _commonvoice),
     ("kaldi", "Kaldi data dir (wav.scp, text, segments) → JSONL", _kaldi),
     ("subtitles", "recordings with SRT/VTT subtitles → JSONL of cue slices", _subtitles),
+    ("from-datasets", "Hugging Face datasets source → JSONL (+ its audio as wav)", _from_datasets),
     ("check", "validate a manifest: hours, durations, languages, missing/corrupt audio", _check),
     ("shard", "pack a JSONL manifest into tar shards for streaming training", _shard),
     ("unshard", "unpack tar shards back into audio files and a JSONL manifest", _unshard),

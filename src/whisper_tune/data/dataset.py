@@ -16,7 +16,7 @@ import torch
 
 from whisper_tune.audio import SAMPLE_RATE, load_audio
 from whisper_tune.audio_context import frames_of
-from whisper_tune.data.manifest import Utterance
+from whisper_tune.data.manifest import ManifestStats, Utterance, read_manifest
 from whisper_tune.data.targets import IGNORE, TargetBuilder
 from whisper_tune.errors import ManifestError, WhisperTuneError
 
@@ -63,16 +63,19 @@ class ManifestDataset(torch.utils.data.Dataset):
     """Map-style dataset over validated manifest utterances.
 
     ``make_sample(utterance, audio, index)`` builds the sample dict (a SampleMaker for
-    training; evaluation passes one that only extracts features).
+    training; evaluation passes one that only extracts features). ``audio(utterance)`` reads
+    an utterance's audio (default: its file and slice; a datasets source passes its rows').
     """
 
     def __init__(
         self,
         utterances: Sequence[Utterance],
         make_sample: Callable[[Utterance, np.ndarray, int], dict],
+        audio: Callable[[Utterance], np.ndarray] | None = None,
     ) -> None:
         self.utterances = list(utterances)
         self.make_sample = make_sample
+        self.audio = audio or file_audio
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -80,10 +83,15 @@ class ManifestDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         utterance = self.utterances[index]
         try:
-            audio = load_audio(utterance.audio_path, utterance.start_time, utterance.end_time)
+            audio = self.audio(utterance)
         except WhisperTuneError as exc:
             return bad_sample(utterance, exc)
         return self.make_sample(utterance, audio, index)
+
+
+def file_audio(utterance: Utterance) -> np.ndarray:
+    """A manifest utterance's audio: its file, sliced to its start and end."""
+    return load_audio(utterance.audio_path, utterance.start_time, utterance.end_time)
 
 
 class ReplayMix(torch.utils.data.Dataset):
@@ -156,6 +164,56 @@ class ShardStream(torch.utils.data.IterableDataset):
             yield self.make_sample(utterance, audio, index * workers + worker_id)
 
 
+class DatasetStream(torch.utils.data.IterableDataset):
+    """Streams a datasets source (``--streaming``): rows are read as they arrive, shuffled
+    through a buffer, and read again in a new order each epoch until ``num_samples`` are out;
+    DataLoader worker k of n keeps every n-th row."""
+
+    def __init__(
+        self,
+        spec: str,
+        options,
+        make_sample: SampleMaker,
+        num_samples: int,
+        filters: tuple[float, float, bool],
+        shuffle_buffer: int = 1000,
+    ) -> None:
+        self.spec = spec
+        self.options = options
+        self.make_sample = make_sample
+        self.num_samples = num_samples
+        self.filters = filters  # min_audio_len, max_audio_len, skip_bad
+        self.shuffle_buffer = shuffle_buffer
+
+    def __iter__(self) -> Iterator[dict]:
+        from whisper_tune.data.hf_datasets import stream_rows
+
+        worker = torch.utils.data.get_worker_info()
+        workers, worker_id = (worker.num_workers, worker.id) if worker else (1, 0)
+        share = -(-self.num_samples // workers)
+        produced, epoch = 0, 0
+        while produced < share:
+            seed = self.make_sample.seed + epoch
+            rows = stream_rows(self.spec, self.options, *self.filters, seed, self.shuffle_buffer)
+            seen = 0
+            for number, row in enumerate(rows):
+                if number % workers != worker_id:
+                    continue
+                seen += 1
+                try:
+                    audio = load_audio(row.audio)
+                except WhisperTuneError as exc:
+                    yield bad_sample(row.utterance, exc)
+                    continue
+                yield self.make_sample(row.utterance, audio, produced * workers + worker_id)
+                produced += 1
+                if produced >= share:
+                    return
+            if not seen:
+                raise ManifestError(f"{self.spec}: the stream holds no usable rows")
+            epoch += 1
+
+
 FRAMES_KEY = "audio_frames"  # a batch's per-clip count of log-mel frames holding audio
 
 
@@ -209,3 +267,26 @@ def check_audio_files(utterances: Sequence[Utterance], skip_bad: bool) -> list[U
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise ManifestError(f"{first.source}: audio file not found: {first.audio_path}{more}")
     return present
+
+
+def read_utterances(
+    spec: str,
+    role: str,
+    options,
+    min_audio_len: float,
+    max_audio_len: float,
+    skip_bad: bool,
+    limit: int | None = None,
+) -> tuple[list[Utterance], ManifestStats, Callable[[Utterance], np.ndarray] | None]:
+    """The utterances of a data option (a JSONL manifest or a datasets source, see
+    :mod:`whisper_tune.data.hf_datasets`; ``options`` its DatasetOptions), filtered and with
+    audio present, their stats, and how to read their audio (None: from their files)."""
+    from whisper_tune.data.hf_datasets import is_dataset_source, read_dataset
+
+    if is_dataset_source(spec):
+        utterances, stats, audio = read_dataset(
+            spec, role, options, min_audio_len, max_audio_len, skip_bad, limit
+        )
+        return utterances, stats, audio
+    utterances, stats = read_manifest(spec, min_audio_len, max_audio_len, skip_bad)
+    return check_audio_files(utterances, skip_bad)[:limit], stats, None

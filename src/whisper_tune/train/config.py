@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from whisper_tune.data.hf_datasets import data_source, dataset_option
 from whisper_tune.eval_config import scoring_option
 from whisper_tune.options import TASKS, option
 
@@ -24,8 +25,11 @@ DEFAULT_REPLAY_RATIO = 0.25
 class FinetuneConfig:
     """Options of ``whisper-tune finetune`` (the seed's finetune.py names and defaults)."""
 
-    train_data: str = option(
-        help="training manifest (JSONL, one utterance per line) or a sharded corpus folder",
+    train_data: str | None = option(
+        None,
+        help="training data: a manifest (JSONL, one utterance per line), a sharded corpus "
+        "folder, or a Hugging Face datasets source (save_to_disk folder, .parquet/.arrow "
+        "files, audiofolder, hf://datasets/NAME); required unless --dataset_name is given",
         group=DATA,
     )
     base_model: str = option(
@@ -36,8 +40,8 @@ class FinetuneConfig:
     )
     test_data: str | None = option(
         None,
-        help="evaluation manifest; enables eval loss and --metric every --eval_steps and "
-        "checkpoint-best",
+        help="evaluation manifest or datasets source (as --train_data); enables eval loss "
+        "and --metric every --eval_steps and checkpoint-best",
         group=DATA,
     )
     regression_data: str | None = option(
@@ -135,6 +139,12 @@ class FinetuneConfig:
         f"{DEFAULT_REPLAY_RATIO} with --replay_data); added to the domain samples, which all stay",
         group=KEEP,
     )
+    dataset_name: str | None = dataset_option("dataset_name", DATA)
+    dataset_config: str | None = dataset_option("dataset_config", DATA)
+    split: str | None = dataset_option("split", DATA)
+    audio_column: str | None = dataset_option("audio_column", DATA)
+    text_column: str | None = dataset_option("text_column", DATA)
+    streaming: bool = dataset_option("streaming", DATA)
     min_audio_len: float = option(0.5, help="skip clips shorter (seconds)", group=DATA)
     max_audio_len: float = option(30.0, help="skip clips longer (seconds)", group=DATA)
     skip_bad: bool = option(
@@ -247,6 +257,9 @@ class FinetuneConfig:
     )
     seed: int = option(42, help="random seed (data order, augmentation)", group=TRAINING)
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.train_data = data_source(self.train_data, self.dataset_name)
 
     def frozen_encoder_layers(self, num_layers: int) -> int:
         """How many bottom encoder layers get no adapters: all with ``freeze_encoder``, the

@@ -21,13 +21,15 @@ import torch
 from whisper_tune.audio_context import ContextRule, write_marker
 from whisper_tune.data.dataset import (
     Collator,
+    DatasetStream,
     ManifestDataset,
     ReplayMix,
     SampleMaker,
     ShardStream,
-    check_audio_files,
+    read_utterances,
 )
-from whisper_tune.data.manifest import Utterance, read_manifest
+from whisper_tune.data.hf_datasets import DatasetOptions, is_dataset_source
+from whisper_tune.data.manifest import Utterance
 from whisper_tune.data.prompts import PromptPicker
 from whisper_tune.data.targets import TargetBuilder
 from whisper_tune.errors import WhisperTuneError
@@ -201,6 +203,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
 
 
 def _check_hardware(config: FinetuneConfig) -> None:
+    if not config.train_data:
+        raise WhisperTuneError("finetune needs --train_data (or --dataset_name)")
     cuda = torch.cuda.is_available()
     if config.fp16 and not cuda:
         raise WhisperTuneError(
@@ -260,13 +264,15 @@ def _load_augmenter(path: str | None):
 def _training_data(config: FinetuneConfig, make_sample: SampleMaker, world: int):
     from whisper_tune.data.shards import is_sharded_corpus
 
-    if is_sharded_corpus(config.train_data):
+    sharded = is_sharded_corpus(config.train_data)
+    if sharded or (config.streaming and is_dataset_source(config.train_data)):
+        what = "shards" if sharded else "a --streaming dataset"
         if config.max_steps <= 0:
-            raise WhisperTuneError("training from shards streams the corpus: set --max_steps")
+            raise WhisperTuneError(f"training from {what} streams the corpus: set --max_steps")
         if config.replay_data:
             raise WhisperTuneError(
                 "--replay_data mixes a manifest into a manifest training set; "
-                "with shards, add the general speech to the shards instead"
+                f"with {what}, add the general speech to the corpus instead"
             )
         samples = (
             config.max_steps
@@ -274,21 +280,32 @@ def _training_data(config: FinetuneConfig, make_sample: SampleMaker, world: int)
             * world
             * (config.gradient_accumulation_steps)
         )
-        stream = ShardStream(
-            config.train_data,
-            _with_prompts(make_sample, [], config),  # streamed: the lines' own prompts only
-            samples,
-            config.min_audio_len,
-            config.max_audio_len,
-            config.shuffle_buffer,
-        )
+        streamed = _with_prompts(make_sample, [], config)  # streamed: the lines' own prompts
+        if sharded:
+            stream = ShardStream(
+                config.train_data,
+                streamed,
+                samples,
+                config.min_audio_len,
+                config.max_audio_len,
+                config.shuffle_buffer,
+            )
+        else:
+            stream = DatasetStream(
+                config.train_data,
+                DatasetOptions.of(config),
+                streamed,
+                samples,
+                (config.min_audio_len, config.max_audio_len, config.skip_bad),
+                config.shuffle_buffer,
+            )
         return stream, config.max_steps * config.per_device_train_batch_size
-    utterances = _read_utterances(config.train_data, config, "train")
-    domain = ManifestDataset(utterances, _with_prompts(make_sample, utterances, config))
+    utterances, audio = _read_utterances(config.train_data, config, "train")
+    domain = ManifestDataset(utterances, _with_prompts(make_sample, utterances, config), audio)
     if not config.replay_data:
         return domain, len(domain)
-    general = _read_utterances(config.replay_data, config, "replay")
-    replay = ManifestDataset(general, _with_prompts(make_sample, general, config))
+    general, general_audio = _read_utterances(config.replay_data, config, "replay")
+    replay = ManifestDataset(general, _with_prompts(make_sample, general, config), general_audio)
     mixed = ReplayMix(domain, replay, config.replay_share(), config.seed)
     print(f"training on {len(domain)} domain + {len(mixed) - len(domain)} replay samples")
     return mixed, len(mixed)
@@ -303,27 +320,31 @@ def _with_prompts(
     return replace(make_sample, prompts=PromptPicker(utterances, config.prompt_ratio))
 
 
-def _read_utterances(
-    path: str, config: FinetuneConfig, role: str, limit: int | None = None
-) -> list[Utterance]:
-    """A manifest's utterances (its first ``limit``) whose audio exists; none is an error."""
-    utterances, stats = read_manifest(
-        path, config.min_audio_len, config.max_audio_len, config.skip_bad
+def _read_utterances(path: str, config: FinetuneConfig, role: str, limit: int | None = None):
+    """A manifest's or dataset's utterances (its first ``limit``) whose audio exists, and how
+    to read their audio; none is an error."""
+    utterances, stats, audio = read_utterances(
+        path,
+        role,
+        DatasetOptions.of(config),
+        config.min_audio_len,
+        config.max_audio_len,
+        config.skip_bad,
+        limit,
     )
     print(f"{role} data {path}: {stats.summary()}")
-    utterances = check_audio_files(utterances, config.skip_bad)[:limit]
     if not utterances:
         raise WhisperTuneError(f"{path}: no utterances left in the {role} data")
-    return utterances
+    return utterances, audio
 
 
 def _eval_data(
     path: str, config: FinetuneConfig, make_sample: SampleMaker, limit: int | None = None
 ) -> ManifestDataset:
     """An evaluation manifest (its first ``limit`` utterances) with plain targets."""
-    utterances = _read_utterances(path, config, "eval", limit)
+    utterances, audio = _read_utterances(path, config, "eval", limit)
     plain = SampleMaker(make_sample.feature_extractor, make_sample.targets, seed=config.seed)
-    return ManifestDataset(utterances, plain)
+    return ManifestDataset(utterances, plain, audio)
 
 
 def _checkpoint_rule(

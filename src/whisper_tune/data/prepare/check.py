@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from whisper_tune.audio import SAMPLE_RATE, audio_duration, load_audio
+from whisper_tune.data.hf_datasets import DatasetOptions, iter_rows
 from whisper_tune.data.manifest import Utterance, iter_manifest
 from whisper_tune.data.prepare.long_audio import decoded_seconds
 from whisper_tune.errors import ManifestError, WhisperTuneError
@@ -97,6 +98,29 @@ def check_manifest(path: str | Path, decode: bool = True) -> CheckReport:
             report.problems.append(f"{item.source}: {exc}")
             continue
         report.add(item, seconds)
+    return report
+
+
+def check_dataset(spec: str, options: DatasetOptions, decode: bool = True) -> CheckReport:
+    """:func:`check_manifest` for a datasets source: every row validated (text, language,
+    audio), its audio decoded with ``decode`` (else its header read)."""
+    from whisper_tune.audio import audio_duration
+
+    report = CheckReport(path=spec)
+    for item in tqdm(iter_rows(spec, "train", options), desc="check", unit="row"):
+        report.lines += 1
+        if isinstance(item, ManifestError):
+            report.problems.append(str(item))
+            continue
+        try:
+            if decode:
+                seconds = len(load_audio(item.audio)) / SAMPLE_RATE
+            else:
+                seconds = audio_duration(item.audio)
+        except WhisperTuneError as exc:
+            report.problems.append(f"{item.utterance.source}: {exc}")
+            continue
+        report.add(item.utterance, seconds)
     return report
 
 
