@@ -99,6 +99,17 @@ def test_server_smoke(tmp_path):
 
 
 @pytest.mark.slow
+def test_serve_models_smoke(tmp_path):
+    from bench import serve_models
+
+    record = serve_models.main(["--smoke", "--output", str(tmp_path / "s.json")])
+    assert record["setup"]["models"] == ["tiny.en", "tiny-copy"]
+    assert record["overall"]["requests"] >= 2 and record["overall"]["errors"] == 0
+    assert all(s["requests"] >= 1 for s in record["by_model"].values())
+    assert sum(record["metrics_match"].values()) == record["overall"]["requests"] + 2  # warm-ups
+
+
+@pytest.mark.slow
 def test_streaming_smoke(tmp_path):
     from bench import streaming
 

@@ -180,20 +180,26 @@ PATHS = (
     "/v1/audio/transcriptions",
     "/v1/audio/translations",
 )
+DECODING = ("model", "prompt", "hotwords", "temperature", "beam_size", "vad_filter")
+SEED_FIELDS = ("to_simple", "remove_pun", "task", "language", "word_timestamps", *DECODING)
 FIELDS = {
-    "/recognition": ("to_simple", "remove_pun", "task", "language"),
-    "/recognition_stream": ("to_simple", "remove_pun", "task", "language"),
+    "/recognition": SEED_FIELDS,
+    "/recognition_stream": SEED_FIELDS,
     "/v1/audio/transcriptions": (
         "language",
-        "prompt",
         "response_format",
-        "temperature",
         "stream",
         "timestamp_granularities[]",
-        "model",
+        *DECODING,
     ),
-    "/v1/audio/translations": ("prompt", "response_format", "temperature", "stream", "model"),
+    "/v1/audio/translations": ("response_format", "stream", *DECODING),
 }
+# accepted but unusual decoding fields, sent with real audio: they reach the model
+ODD_DECODING = (
+    {"prompt": "🙂" * 100, "hotwords": "{{7*7}} ${jndi:ldap://x}", "model": "whisper-1"},
+    {"temperature": "1", "beam_size": "1", "vad_filter": "true", "hotwords": "\x00\u202e"},
+)
+ODD_REQUEST_IDS = (b"x" * 5000, b"../../etc", b"\xff\xfe", b"", b"a b", b"id-1")
 HOSTILE_NAMES = (
     "../../../../etc/passwd",
     "/etc/shadow",
@@ -357,6 +363,9 @@ def _fuzz_requests(
             encoded = name.encode("utf-8", "surrogateescape")
             cases.append(("POST", path, *_multipart([_file_part(field, encoded, junk(64))])))
         cases.append(("POST", path, *_multipart([_file_part(field, b"../../x.wav", wav)])))
+        for fields in ODD_DECODING:
+            parts = [_field_part(k.encode(), v.encode()) for k, v in fields.items()]
+            cases.append(("POST", path, *_multipart([_file_part(field, b"a.wav", wav), *parts])))
         for data in hostile:
             cases.append(("POST", path, *_multipart([_file_part(field, b"x.mp3", data)])))
         for method in ("GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"):
@@ -374,8 +383,15 @@ def _fuzz_requests(
         "/v1/models/../../health",
         "/index.html",
         "/\u00e9\u00e8",
+        "/metrics?name[]=x",
+        "/ready?x=%00",
+        "/docs/../openapi.json",
+        "/v1/models/" + "m" * 3000,
+        "/v1/models/%2e%2e%2fhealth",
     ):
         cases.append(("GET", path, {}, b""))
+    for request_id in ODD_REQUEST_IDS:
+        cases.append(("GET", "/health", {"x-request-id": request_id}, b""))
     return cases
 
 

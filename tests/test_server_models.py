@@ -228,3 +228,35 @@ def test_shutdown_finishes_the_requests_in_flight(tiny_en_transcriber, english_c
     thread.join(60)
     assert result["response"].status_code == 200
     assert result["response"].json()["results"]
+
+
+def test_serve_flags_name_several_models_and_a_models_dir(tmp_path, monkeypatch):
+    from test_cli_options import subparser
+
+    from whisper_tune.cli.serve import server_config
+    from whisper_tune.errors import ModelError
+    from whisper_tune.server.app import model_registry
+    from whisper_tune.server.run import check_models
+
+    monkeypatch.delenv("WHISPER_TUNE_API_KEY", raising=False)
+    (tmp_path / "customer-a").symlink_to(zoo.bundled_ct2_dir("tiny.en"))
+    (tmp_path / "notes.txt").write_text("not a model")
+    args = subparser("serve").parse_args(
+        ["--model_path", "tiny.en", "base", "--models_dir", str(tmp_path), "--model_ttl", "5"]
+        + ["--max_loaded_models", "2", "--allowed_hosts", "a.lan,b.lan", "c.lan"]
+    )
+    config = server_config(args)
+    assert config.model_paths == ("tiny.en", "base")
+    assert (config.model_ttl, config.max_loaded_models) == (5.0, 2)
+    assert config.allowed_hosts == ("a.lan", "b.lan", "c.lan")
+    registry = model_registry(config)
+    assert registry.names == ["tiny.en", "base", "customer-a"] and registry.loaded() == []
+    check_models(registry)  # without loading any
+    (tmp_path / "broken").mkdir()
+    with pytest.raises(ModelError, match="broken"):
+        check_models(model_registry(config))
+    twice = ServerConfig(more_models=(str(tmp_path / "customer-a"), str(tmp_path / "customer-a")))
+    with pytest.raises(ModelError, match="two models are named 'customer-a'"):
+        model_registry(twice)
+    with pytest.raises(ModelError, match="not a directory"):
+        model_registry(ServerConfig(models_dir=str(tmp_path / "none")))

@@ -19,14 +19,16 @@ from whisper_tune.errors import WhisperTuneError
 
 COMMAND = "bench"
 HELP = (
-    "benchmarks (transcribe, finetune, evaluate, server, streaming, audio_ctx, gpu): tables, JSON"
+    "benchmarks (transcribe, finetune, evaluate, server, serve_models, streaming, audio_ctx, "
+    "gpu): tables, JSON"
 )
 DESCRIPTION = (
     "Run a benchmark from the bench/ folder of a whisper-tune source checkout (the same code "
     "as 'python -m bench.NAME' from the repository root): transcribe (whisper-tune vs "
     "faster-whisper and transformers, int8/float32, batched, VAD, RTF, peak RSS), finetune "
     "(samples/s, peak RSS and loss vs a plain Seq2SeqTrainer + PEFT baseline), evaluate "
-    "(utterances/s, feature extraction), server (requests/s, p50/p95 latency), streaming "
+    "(utterances/s, feature extraction), server (requests/s, p50/p95 latency), serve_models "
+    "(8 clients across two models for 60 s: throughput, p50/p95, /metrics checked), streaming "
     "(live commit lag, 1 and 4 streams) or audio_ctx (30 s windows vs --audio_ctx on short "
     "clips, stock vs finetune --dynamic_audio_ctx) or gpu (the GPU path in one run: training "
     "precisions beside the seed's recipe, GPU transcription, serve --use_gpu; --device cpu "
@@ -34,7 +36,16 @@ DESCRIPTION = (
     "tables and writes JSON (default bench/results/NAME.json); --smoke runs a small sanity "
     "check. Options after NAME go to the benchmark: whisper-tune bench transcribe --help."
 )
-BENCHMARKS = ("transcribe", "finetune", "evaluate", "server", "streaming", "audio_ctx", "gpu")
+BENCHMARKS = (
+    "transcribe",
+    "finetune",
+    "evaluate",
+    "server",
+    "serve_models",
+    "streaming",
+    "audio_ctx",
+    "gpu",
+)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
