@@ -192,6 +192,14 @@ def test_ready_docs_and_docs_off(tiny_en_transcriber):
         assert "swagger-ui" in c.get("/docs").text
         paths = c.get("/openapi.json").json()["paths"]
         assert {"/recognition", "/v1/audio/transcriptions", "/v1/models"} <= set(paths)
+        for path, fields in (
+            ("/recognition", {"audio", "model", "word_timestamps"}),
+            ("/v1/audio/transcriptions", {"file", "model", "prompt"}),
+        ):
+            body = paths[path]["post"]["requestBody"]["content"]["multipart/form-data"]
+            assert fields | {"hotwords", "beam_size", "temperature"} <= set(
+                body["schema"]["properties"]
+            )
     off = create_app(ServerConfig(docs=False), tiny_en_transcriber)
     with TestClient(off, "http://127.0.0.1") as c:
         assert c.get("/docs").status_code == 404 and c.get("/openapi.json").status_code == 404

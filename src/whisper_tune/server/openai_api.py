@@ -16,6 +16,7 @@ from whisper_tune.inference.writers import Transcript, WriteSRT, WriteVerboseJSO
 from whisper_tune.languages import language_name
 from whisper_tune.server import transcription
 from whisper_tune.server.errors import ApiError, error_body
+from whisper_tune.server.form_docs import OPENAI_FORM
 from whisper_tune.server.forms import read_upload
 from whisper_tune.server.models import UnknownModel
 from whisper_tune.server.request_options import decoding_options, requested_model
@@ -45,12 +46,12 @@ def _model(name: str) -> dict:
     return {"id": name, "object": "model", "created": 0, "owned_by": "whisper-tune"}
 
 
-@router.post("/audio/transcriptions")
+@router.post("/audio/transcriptions", openapi_extra=OPENAI_FORM)
 async def transcriptions(request: Request) -> Response:
     return await _handle(request, "transcribe")
 
 
-@router.post("/audio/translations")
+@router.post("/audio/translations", openapi_extra=OPENAI_FORM)
 async def translations(request: Request) -> Response:
     return await _handle(request, "translate")
 

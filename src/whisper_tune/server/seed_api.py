@@ -13,6 +13,7 @@ from whisper_tune.inference.types import Segment
 from whisper_tune.languages import TASKS
 from whisper_tune.server import transcription
 from whisper_tune.server.errors import ApiError, error_body
+from whisper_tune.server.form_docs import SEED_FORM
 from whisper_tune.server.forms import read_upload
 from whisper_tune.server.request_options import decoding_options, requested_model
 from whisper_tune.server.state import require_api_key, server_state
@@ -52,7 +53,7 @@ def _times(segment: Segment) -> dict:
     return times
 
 
-@router.post("/recognition")
+@router.post("/recognition", openapi_extra=SEED_FORM)
 async def recognition(request: Request) -> dict:
     """``{"results": [{"text", "start", "end"}], "code": 0}``."""
     run = await _start(request)
@@ -60,7 +61,7 @@ async def recognition(request: Request) -> dict:
     return {"results": [{"text": s.text, **_times(s)} for s in segments], "code": 0}
 
 
-@router.post("/recognition_stream")
+@router.post("/recognition_stream", openapi_extra=SEED_FORM)
 async def recognition_stream(request: Request) -> StreamingResponse:
     """``{"result", "start", "end"}`` + ``\\0`` per segment, sent as each is decoded."""
     run = await _start(request)
