@@ -215,6 +215,14 @@ def test_bad_events_get_error_events_and_the_session_goes_on(app):
         assert updated["session"]["turn_detection"] is None
         ws.send_json({"type": "input_audio_buffer.clear"})
         assert ws.receive_json()["type"] == "input_audio_buffer.cleared"
+        unknown = {"input_audio_transcription": {"model": "gpt-4o-transcribe"}}
+        ws.send_json({"type": "transcription_session.update", "session": unknown})
+        error = error_of(ws)
+        assert error["code"] == "model_not_found" and "available: tiny.en" in error["message"]
+        served = {"input_audio_transcription": {"model": "tiny.en"}}
+        ws.send_json({"type": "transcription_session.update", "session": served})
+        updated = ws.receive_json()
+        assert updated["session"]["input_audio_transcription"]["model"] == "tiny.en"
 
 
 def test_key_session_cap_and_idle_timeout(app):

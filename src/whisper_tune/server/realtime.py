@@ -28,6 +28,7 @@ from fastapi import APIRouter, WebSocket
 from whisper_tune.audio import SAMPLE_RATE
 from whisper_tune.inference.postprocess import word_separator
 from whisper_tune.inference.streaming import StreamingSettings, StreamingTranscriber, StreamUpdate
+from whisper_tune.server.models import UnknownModel
 from whisper_tune.server.realtime_protocol import (
     PARTIAL_EVENT,
     ProtocolError,
@@ -173,7 +174,12 @@ class LiveSession:
     async def _handle(self, event: dict) -> None:
         kind = event["type"]
         if kind in ("session.update", "transcription_session.update"):
-            self.session, family = update_session(self.session, event)
+            session, family = update_session(self.session, event)
+            try:  # the transcription model: one this server offers (whisper-1: the default)
+                self.state.models.resolve(session.model)
+            except UnknownModel as exc:
+                raise ProtocolError(str(exc), "model_not_found", "model") from None
+            self.session = session
             await self.inbox.put(("configure", None))
             await self.send(
                 server_event(f"{family}.updated", session=self.session.describe(family))
@@ -239,8 +245,9 @@ class LiveSession:
             self.stream.clear()
             self.item, self.item_text, self.partial = None, False, ""
             await self.send(server_event("input_audio_buffer.cleared"))
-        else:  # configure: the new settings apply from here on
-            self.stream = self._new_stream()
+        else:  # configure: the new settings apply from here on (a model may need loading)
+            loop = asyncio.get_running_loop()
+            self.stream = await loop.run_in_executor(self.limits.executor, self._new_stream)
 
     async def _decode(self, blocks: list[np.ndarray]) -> None:
         if not blocks:
@@ -336,7 +343,8 @@ class LiveSession:
         session = self.session
         options = self.state.options(language=session.language, initial_prompt=session.prompt)
         settings = session.settings(StreamingSettings())
-        transcriber = self.state.models.load(self.state.models.default)
+        models = self.state.models
+        transcriber = models.load(models.resolve(session.model))
         return StreamingTranscriber(transcriber, options, settings)
 
     # --- sending ---------------------------------------------------------------------
