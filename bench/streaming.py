@@ -107,6 +107,7 @@ def measure(transcriber, audio, offline: str, reference: str, streams: int, beam
         "wer_vs_offline": round(statistics.mean(_wer(offline, t) for t in texts), 4),
         "wer_vs_text": round(statistics.mean(_wer(reference, t) for t in texts), 4),
         "wall_s": round(wall, 2),
+        "texts_off_offline": [t for t in texts if _wer(offline, t)],  # what went wrong
         "audio_s": round(len(audio) / SAMPLE_RATE, 2),
     }
     require_positive(row, ("median_lag_s", "p95_lag_s"), f"{streams} stream(s)")

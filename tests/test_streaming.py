@@ -89,6 +89,24 @@ def test_trims_the_buffer_and_prompts_with_the_text_before_it():
     assert stream.buffered_seconds < NO_VAD.trim_seconds + NO_VAD.min_chunk_seconds
 
 
+def test_words_that_take_no_time_at_the_end_are_not_heard():
+    class Hallucinating:
+        """Says "hello there." and then a made-up "Thank you." that takes no time."""
+
+        engine = "scripted"
+
+        def transcribe(self, audio, options):
+            end = len(audio) / SAMPLE_RATE
+            said = (Word(0.2, 0.6, "hello", 1.0), Word(0.7, 1.0, "there.", 1.0))
+            made_up = (Word(end, end, "Thank", 1.0), Word(end, end, "you.", 1.0))
+            segments = [Segment(0.2, 1.0, "hello there.", said), Segment(end, end, "", made_up)]
+            return iter(segments), TranscriptionInfo("en", 1.0, end)
+
+    stream = StreamingTranscriber(Hallucinating(), settings=NO_VAD)
+    feed(stream, np.zeros(3 * SAMPLE_RATE, np.float32))
+    assert stream.end_turn().turn.text == "hello there."
+
+
 def test_settings_are_checked():
     with pytest.raises(WhisperTuneError, match="trim_seconds"):
         StreamingSettings(trim_seconds=40)
@@ -131,3 +149,14 @@ def test_live_tiny_en_matches_offline_and_vad_ends_the_turn(tiny_en_transcriber,
     assert jiwer.wer(normalize_english(text), normalize_english(turns[0].text)) <= 0.2
     assert 1.5 < turns[0].start < turns[0].words[0].start + 0.5
     assert min(calls) > 0.5 * SAMPLE_RATE  # the leading silence was never decoded
+
+
+def test_a_backlog_of_two_turns_is_split_at_the_pause(tiny_en_transcriber, clip):
+    """A slow consumer hands over seconds at once: both sentences in one block still make
+    two turns, each said once."""
+    audio, text = clip
+    stream = StreamingTranscriber(tiny_en_transcriber, TranscribeOptions(beam_size=1))
+    updates = stream.process(np.concatenate((audio, audio)))
+    turns = [u.turn.text for u in updates if u.turn]
+    assert len(turns) == 2 and turns[0] == turns[1], turns
+    assert jiwer.wer(normalize_english(text), normalize_english(turns[0])) <= 0.2

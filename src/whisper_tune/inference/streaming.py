@@ -33,9 +33,9 @@ from whisper_tune.options import check_ranges, option
 _TIME_SLACK = 0.1  # a word starting this much before the last committed end may be new
 _VAD_PAD_MS = 100  # speech padding of the VAD's regions
 _VAD_PAD = _VAD_PAD_MS * SAMPLE_RATE // 1000
+_NO_TIME = 0.02  # a word shorter than this was not heard (see _heard)
 _VAD_STEP = SAMPLE_RATE // 5  # the VAD looks at the buffer every 0.2 s of audio
-_REUSE_SLACK = 3 * SAMPLE_RATE // 10  # see _vad_step
-_VAD_TAIL_SECONDS = 2.0  # ... at its last end silence + 2 s
+_VAD_LOOKBACK_SECONDS = 1.0  # ... at what came since, and the end silence + 1 s before
 
 
 @dataclass(frozen=True)
@@ -177,17 +177,19 @@ class StreamingTranscriber:
     # --- steps -----------------------------------------------------------------------
 
     def _vad_step(self) -> StreamUpdate | None:
-        """Where the VAD hears speech in the buffer's last seconds: a turn starts (an update
-        saying when), ends after enough silence (its last decode), or silence is dropped."""
+        """Where the VAD hears speech in the audio that came since its last look (and a few
+        seconds before): a turn starts (an update saying when), ends at the first speech
+        followed by enough silence (its last decode), or silence is dropped."""
+        lookback = int((self.settings.end_silence_seconds + _VAD_LOOKBACK_SECONDS) * SAMPLE_RATE)
+        start = max(0, self._vad_checked - lookback)
         self._vad_checked = len(self._audio)
-        seconds = self.settings.end_silence_seconds + _VAD_TAIL_SECONDS
-        tail = max(0, len(self._audio) - int(seconds * SAMPLE_RATE))
         regions = [
-            (tail + a, tail + b) for a, b in _speech_regions(self._audio[tail:], self.settings)
+            (start + a, start + b) for a, b in _speech_regions(self._audio[start:], self.settings)
         ]
         if not regions:
-            if self._turn_start is not None:  # the speech ended before the tail
-                return self._finish(tail, decode=True)
+            if self._turn_start is not None:  # the speech ended before the window: where?
+                spoken = _speech_regions(self._audio, self.settings)
+                return self._finish(spoken[-1][1] if spoken else 0, decode=True)
             keep = int(self.settings.min_chunk_seconds * SAMPLE_RATE)  # speech may start at its end
             self._drop(max(0, len(self._audio) - keep))
             return None
@@ -195,12 +197,12 @@ class StreamingTranscriber:
         if self._turn_start is None:
             self._turn_start = started = self._offset + regions[0][0] / SAMPLE_RATE
             self._decoded_samples = regions[0][0]  # the first decode once a chunk is spoken
-        end = regions[-1][1]
-        if len(self._audio) - end >= self.settings.end_silence_seconds * SAMPLE_RATE - _VAD_PAD:
-            # the last hypothesis will do if its decode heard all of the speech and little of
-            # the silence after it (where Whisper may hallucinate a phrase)
-            reuse = end <= self._decoded_samples <= end + _REUSE_SLACK
-            update = self._finish(end, decode=not reuse)
+        end = regions[0][1]  # regions are apart by at least the end silence
+        need = self.settings.end_silence_seconds * SAMPLE_RATE - _VAD_PAD
+        if len(regions) > 1 or len(self._audio) - end >= need:
+            # decoded again up to the speech's end: an earlier hypothesis may have heard some
+            # of the silence after it, where Whisper likes to add "Thank you."
+            update = self._finish(end, decode=True)
             return dataclasses.replace(update, speech_started=started)
         if started is None:
             return None
@@ -246,9 +248,7 @@ class StreamingTranscriber:
         self.language = info.language
         offset = self._offset
         words = [
-            Word(offset + w.start, offset + w.end, w.word, w.probability)
-            for segment in segments
-            for w in segment.words or _spread(segment)
+            Word(offset + w.start, offset + w.end, w.word, w.probability) for w in _heard(segments)
         ]
         moved = [
             dataclasses.replace(s, start=s.start + offset, end=s.end + offset) for s in segments
@@ -341,6 +341,21 @@ def _speech_regions(audio: np.ndarray, settings: StreamingSettings) -> list[tupl
         speech_pad_ms=_VAD_PAD_MS,
     )
     return [(int(r["start"]), int(r["end"])) for r in get_speech_timestamps(audio, options)]
+
+
+def _heard(segments: list[Segment]) -> list[Word]:
+    """The words Whisper timed as spoken. At the end of a buffer it sometimes adds a phrase
+    of words that take no time ("Thank you very much.", or the sentence again): a segment
+    whose words mostly take none is dropped, and so are such words at the very end."""
+    words: list[Word] = []
+    for segment in segments:
+        timed = segment.words or _spread(segment)
+        empty = sum(w.end - w.start < _NO_TIME for w in timed)
+        if timed and empty * 2 < len(timed):
+            words.extend(timed)
+    while words and words[-1].end - words[-1].start < _NO_TIME:
+        words.pop()
+    return words
 
 
 def _spread(segment: Segment) -> tuple[Word, ...]:
