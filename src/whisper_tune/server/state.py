@@ -23,11 +23,6 @@ class ServerState:
     models: ModelRegistry
     metrics: Metrics
 
-    @property
-    def model_name(self) -> str:
-        """The default model's id."""
-        return self.models.default
-
     def options(self, **overrides) -> TranscribeOptions:
         """Decoding options: the server's beam size and VAD setting unless the request's own
         say otherwise."""
