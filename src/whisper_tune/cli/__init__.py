@@ -25,6 +25,7 @@ _PIPELINE_ORDER = (
     "import-ct2",
     "convert",
     "export-ggml",
+    "push",
     "transcribe",
     "serve",
     "gui",

@@ -247,8 +247,9 @@ class FinetuneConfig:
     )
     push_to_hub: bool = option(
         False,
-        help="upload the final adapter to the Hugging Face Hub (needs network and a token; "
-        "not available on offline machines)",
+        help="upload checkpoint-best (adapter, processor, run_config.json) with a model card "
+        "to --hub_model_id once at the end (needs network and a token); to share a merged "
+        "model with its CTranslate2/GGML variants and scores, use whisper-tune push",
         group=TRAINING,
     )
     hub_model_id: str | None = option(None, help="hub repo id for --push_to_hub", group=TRAINING)

@@ -135,7 +135,12 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         config.skip_bad,
         with_frames=config.dynamic_audio_ctx,
     )
-    facts = {"resolved_base_model": reference, "world_size": world_size, "total_steps": total_steps}
+    facts = {
+        "resolved_base_model": reference,
+        "world_size": world_size,
+        "total_steps": total_steps,
+        "train_samples": train_size,
+    }
     callbacks = [RunConfigCallback(config, facts)]
     if config.use_adalora:
         callbacks.append(AdaLoraBudgetCallback())
@@ -181,7 +186,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         if config.dynamic_audio_ctx:
             write_marker(best)
     if config.push_to_hub and trainer.is_world_process_zero():
-        trainer.push_to_hub(commit_message="whisper-tune fine-tune")
+        _push(config, best, run_dir)
     if world_size > 1:
         _report_rank_checksum(trainer.model, rank)
     return FinetuneResult(
@@ -454,8 +459,7 @@ def _training_arguments(
         use_cpu=not cuda,
         ddp_backend=("nccl" if cuda else "gloo") if world_size > 1 else None,
         ddp_find_unused_parameters=False if world_size > 1 else None,
-        push_to_hub=config.push_to_hub,
-        hub_model_id=config.hub_model_id,
+        # --push_to_hub uploads checkpoint-best once at the end (_push), not at every save
         seed=config.seed,
     )
 
@@ -480,6 +484,17 @@ def _copy_checkpoint(source: Path, target: Path, processor) -> None:
             ),
         )
         processor.save_pretrained(str(tmp))
+
+
+def _push(config: FinetuneConfig, best: Path, run_dir: Path) -> None:
+    """Upload checkpoint-best with a model card, once (``whisper-tune push`` does the same
+    for a merged model)."""
+    from whisper_tune.hub import PushConfig, push
+
+    result = push(
+        PushConfig(str(best), config.hub_model_id, output_dir=str(run_dir / "hub-upload"))
+    )
+    print(f"uploaded {best} to {result.url}")
 
 
 def _report_rank_checksum(model, rank: int) -> None:
