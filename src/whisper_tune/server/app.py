@@ -32,10 +32,11 @@ _PLAIN_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d+)?")
 
 
 # the docs page loads Swagger UI from its CDN: its own policy allows that and nothing else
+# (its inline script and styles hold only this server's schema)
 DOCS_POLICY = (
     "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src https://cdn.jsdelivr.net; img-src https://fastapi.tiangolo.com data:; "
-    "connect-src 'self'; frame-ancestors 'none'"
+    "style-src 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "img-src https://fastapi.tiangolo.com data:; connect-src 'self'; frame-ancestors 'none'"
 )
 
 
