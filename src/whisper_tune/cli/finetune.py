@@ -42,5 +42,15 @@ def _run(args: argparse.Namespace) -> int:
     if result.skipped_audio:
         print(f"skipped {result.skipped_audio} unreadable audio files")
     print(f"final checkpoint: {result.final_checkpoint}")
-    print(f"best checkpoint:  {result.best_checkpoint}")
+    best = f"best checkpoint:  {result.best_checkpoint}"
+    if result.best_step is not None:
+        value = result.best_metric if result.best_metric is not None else result.best_eval_loss
+        name = result.metric if result.best_metric is not None else "eval loss"
+        best += f" (step {result.best_step}, {name} {value:.4f})"
+    print(best)
+    for tracker, where in result.tracking.items():
+        print(f"{tracker}: {where}")
+    if "tensorboard" in result.tracking:
+        print(f"  view: tensorboard --logdir {result.run_dir}")
+    print(f"next: whisper-tune merge --lora_model {result.best_checkpoint}")
     return 0

@@ -19,6 +19,7 @@ SELECTION = "checkpoint selection"
 KEEP = "keeping what the base model knows"
 CONTEXT = "audio context (faster short clips)"
 DEFAULT_REPLAY_RATIO = 0.25
+TRACKERS = ("tensorboard", "mlflow", "wandb", "none")  # --report_to: transformers integrations
 
 
 @dataclass
@@ -244,6 +245,16 @@ class FinetuneConfig:
     )
     local_files_only: bool = option(
         False, help="never download the base model from the hub", group=MODEL
+    )
+    report_to: tuple[str, ...] = option(
+        ("tensorboard",),
+        help="where the loss and metrics are logged, one or more of: tensorboard "
+        "(<output_dir>/<model>/runs/), mlflow (the store MLFLOW_TRACKING_URI names, e.g. "
+        "sqlite:///mlflow.db, experiment MLFLOW_EXPERIMENT_NAME; pip install "
+        "'whisper-tune[track]'), wandb (pip install wandb; "
+        "WANDB_MODE=offline for no network), none",
+        group=TRAINING,
+        choices=TRACKERS,
     )
     push_to_hub: bool = option(
         False,

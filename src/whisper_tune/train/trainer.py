@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -40,7 +41,12 @@ from whisper_tune.options import check_ranges
 from whisper_tune.resolve import resolve_hf_model
 from whisper_tune.text import scoring_options
 from whisper_tune.train.adapters import attach_adapter
-from whisper_tune.train.callbacks import AdaLoraBudgetCallback, RunConfigCallback
+from whisper_tune.train.callbacks import (
+    AdaLoraBudgetCallback,
+    PlainProgress,
+    RunConfigCallback,
+    tracking_locations,
+)
 from whisper_tune.train.config import FinetuneConfig
 from whisper_tune.train.distill import DistillingTrainer
 from whisper_tune.train.encoder_cache import (
@@ -69,6 +75,8 @@ class FinetuneResult:
     metric: str | None
     best_step: int | None
     selection: str | None
+    best_metric: float | None = None
+    tracking: dict[str, str] = field(default_factory=dict)  # tracker -> where its logs are
 
 
 def finetune(config: FinetuneConfig) -> FinetuneResult:
@@ -142,6 +150,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         "train_samples": train_size,
     }
     callbacks = [RunConfigCallback(config, facts)]
+    if not sys.stdout.isatty():
+        callbacks.append(PlainProgress())
     if config.use_adalora:
         callbacks.append(AdaLoraBudgetCallback())
     rule = _checkpoint_rule(config, eval_set, regression_set, make_sample.targets, language)
@@ -204,6 +214,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         metric=rule.metric if eval_set is not None else None,
         best_step=best_record.step if best_record else None,
         selection=selection,
+        best_metric=best_record.metric if best_record else None,
+        tracking=tracking_locations(trainer),
     )
 
 
@@ -225,6 +237,7 @@ def _check_hardware(config: FinetuneConfig) -> None:
             raise WhisperTuneError(
                 "--use_8bit needs bitsandbytes: pip install bitsandbytes"
             ) from None
+    _check_trackers(config.report_to)
     if config.push_to_hub and not config.hub_model_id:
         raise WhisperTuneError("--push_to_hub needs --hub_model_id (e.g. user/whisper-tiny-zh)")
     check_ranges(
@@ -256,6 +269,18 @@ def _check_hardware(config: FinetuneConfig) -> None:
             f"--save_steps ({config.save_steps}) must be a multiple of --eval_steps "
             f"({config.eval_steps}) so the best checkpoint by eval loss is saved"
         )
+
+
+def _check_trackers(report_to: tuple[str, ...]) -> None:
+    """``--report_to``: ``none`` alone, and each tracker's package installed."""
+    import importlib.util
+
+    if "none" in report_to and len(report_to) > 1:
+        raise WhisperTuneError(f"--report_to {' '.join(report_to)}: 'none' goes alone")
+    packages = {"mlflow": "'whisper-tune[track]'", "wandb": "wandb"}
+    for name in report_to:
+        if name in packages and importlib.util.find_spec(name) is None:
+            raise WhisperTuneError(f"--report_to {name} needs {name}: pip install {packages[name]}")
 
 
 def _load_augmenter(path: str | None):
@@ -455,7 +480,8 @@ def _training_arguments(
         dataloader_num_workers=config.num_workers,
         remove_unused_columns=False,
         label_names=["labels"],
-        report_to=["tensorboard"],
+        report_to=[name for name in config.report_to if name != "none"] or "none",
+        disable_tqdm=not sys.stdout.isatty(),  # a log file gets PlainProgress' lines instead
         use_cpu=not cuda,
         ddp_backend=("nccl" if cuda else "gloo") if world_size > 1 else None,
         ddp_find_unused_parameters=False if world_size > 1 else None,
