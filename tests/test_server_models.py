@@ -240,7 +240,6 @@ def test_shutdown_finishes_the_requests_in_flight(tiny_en_transcriber, english_c
 
 def test_serve_flags_name_several_models_and_a_models_dir(tmp_path, monkeypatch):
     from test_cli_options import subparser
-
     from whisper_tune.cli.serve import server_config
     from whisper_tune.errors import ModelError
     from whisper_tune.server.app import model_registry
@@ -268,3 +267,26 @@ def test_serve_flags_name_several_models_and_a_models_dir(tmp_path, monkeypatch)
         model_registry(twice)
     with pytest.raises(ModelError, match="not a directory"):
         model_registry(ServerConfig(models_dir=str(tmp_path / "none")))
+
+
+def test_the_cap_unloads_the_least_recently_used_idle_model():
+    loads = []
+
+    def loader(settings):
+        loads.append(settings.model_path)
+        return object()
+
+    models = {name: EngineSettings(name) for name in ("a", "b", "c")}
+    registry = ModelRegistry(models, max_loaded=2, ttl=60, loader=loader)
+    registry.load("a")
+    registry.load("b")
+    registry.load("a")  # a is now the most recently used
+    registry.load("c")  # over the cap: b goes
+    assert sorted(registry.loaded()) == ["a", "c"] and loads == ["a", "b", "c"]
+    with registry.use("a"), registry.use("c"):
+        with registry.use("b"):  # every other model is busy: b loads over the cap...
+            assert sorted(registry.loaded()) == ["a", "b", "c"]
+        assert sorted(registry.loaded()) == ["a", "c"]  # ...until it is idle again
+    assert registry.sweep(time.monotonic() + 30) == []  # not idle for the TTL yet
+    assert sorted(registry.sweep(time.monotonic() + 61)) == ["a", "c"]
+    assert registry.loaded() == [] and loads == ["a", "b", "c", "b"]
