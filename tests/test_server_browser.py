@@ -33,7 +33,8 @@ def test_page_uploads_a_file_and_streams_the_transcript(
 ):
     from playwright.sync_api import expect, sync_playwright
 
-    url = serve_app(create_app(ServerConfig(), tiny_en_transcriber))
+    config = ServerConfig(more_models=("base",))  # the page lists both, base never loads
+    url = serve_app(create_app(config, tiny_en_transcriber))
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -42,6 +43,8 @@ def test_page_uploads_a_file_and_streams_the_transcript(
             page.on("console", lambda m: blocked.append(m.text) if "Policy" in m.text else None)
             page.goto(f"{url}/")
             assert page.is_disabled("#go")
+            expect(page.locator("#model option")).to_have_text(["tiny.en", "base"])
+            page.select_option("#model", "tiny.en")
             page.set_input_files("#file", str(english_clip[0]))
             page.select_option("#language", "en")
             page.click("#go")
