@@ -290,3 +290,29 @@ def test_the_cap_unloads_the_least_recently_used_idle_model():
     assert registry.sweep(time.monotonic() + 30) == []  # not idle for the TTL yet
     assert sorted(registry.sweep(time.monotonic() + 61)) == ["a", "c"]
     assert registry.loaded() == [] and loads == ["a", "b", "c", "b"]
+
+
+def test_a_live_session_keeps_its_model_loaded(tiny_en_transcriber):
+    from fastapi.testclient import TestClient
+
+    registry = ModelRegistry(
+        {"a": EngineSettings("tiny.en"), "b": EngineSettings("tiny.en")},
+        ttl=60,
+        loaded={"a": tiny_en_transcriber},
+        loader=lambda settings: tiny_en_transcriber,  # "b": the same engine, not pinned
+    )
+    app = create_app(ServerConfig(), models=registry)
+    chosen = {"input_audio_transcription": {"model": "b"}}
+    with (
+        TestClient(app, "http://127.0.0.1") as client,
+        client.websocket_connect("ws://127.0.0.1/v1/realtime") as ws,
+    ):
+        assert ws.receive_json()["type"] == "session.created"
+        ws.send_json({"type": "transcription_session.update", "session": chosen})
+        assert ws.receive_json()["type"] == "transcription_session.updated"
+        assert registry.loaded() == ["a", "b"]
+        assert registry.sweep(time.monotonic() + 120) == []  # in use: never idle
+    deadline = time.monotonic() + 5  # the session has ended: b is idle
+    while registry.sweep(time.monotonic() + 120) != ["b"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert registry.loaded() == ["a"]

@@ -112,6 +112,7 @@ class LiveSession:
         self.state = state
         self.limits = limits
         self.session = Session()
+        self.model_lease = contextlib.ExitStack()  # keeps the session's model loaded
         self.stream = self._new_stream()
         self.inbox: asyncio.Queue = asyncio.Queue()
         self.pending = 0  # samples queued for the decoder
@@ -132,6 +133,7 @@ class LiveSession:
             decoder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await decoder
+            self.model_lease.close()  # idle from now: --model_ttl may unload it
 
     # --- receiving -------------------------------------------------------------------
 
@@ -344,7 +346,10 @@ class LiveSession:
         options = self.state.options(language=session.language, initial_prompt=session.prompt)
         settings = session.settings(StreamingSettings())
         models = self.state.models
-        transcriber = models.load(models.resolve(session.model))
+        lease = contextlib.ExitStack()
+        transcriber = lease.enter_context(models.use(models.resolve(session.model)))
+        self.model_lease.close()
+        self.model_lease = lease
         return StreamingTranscriber(transcriber, options, settings)
 
     # --- sending ---------------------------------------------------------------------
