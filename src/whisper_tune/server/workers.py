@@ -204,10 +204,10 @@ class WorkerPool:
                     job.report("info", info)
                     for segment in segments:  # ends early once job.cancelled is set
                         job.report("segment", segment)
-                self.on_audio(job.model, info.duration)
             if job.expired:
                 job.report("timeout", self.job_timeout)
-            elif not job.cancelled.is_set():
+            elif not job.cancelled.is_set():  # transcribed to the end
+                self.on_audio(job.model, info.duration)
                 job.report("done")
         except ModelError as exc:
             log.error("model %s could not be loaded: %s", job.model, exc)
