@@ -97,7 +97,8 @@ class ServerConfig:
     )
     shutdown_timeout: float = option(
         60.0,
-        help="on SIGTERM/Ctrl-C: seconds in-flight requests get to finish before they are cut",
+        help="on SIGTERM/Ctrl-C: seconds in-flight requests get to finish before they are cut "
+        "(0 = as long as they take)",
         group=LIMITS,
     )
     realtime_sessions: int = option(
