@@ -78,6 +78,27 @@ def test_read_dataset_filters_like_a_manifest(sources):
     assert samples.dtype == np.float32 and len(samples) == 16000
 
 
+@pytest.mark.parametrize("streaming", [False, True])
+def test_audiofolder_splits(tmp_path, streaming):
+    """An audiofolder (train/metadata.csv + test/metadata.jsonl), read without torchcodec."""
+    from whisper_tune.data.dataset import read_utterances
+
+    _clips(tmp_path / "train", (1.0, 1.0))
+    _clips(tmp_path / "test", (1.0,))
+    (tmp_path / "train" / "metadata.csv").write_text(
+        "file_name,transcription,language\nclip0.wav,first one,Chinese\nclip1.wav,second,zh\n"
+    )
+    (tmp_path / "test" / "metadata.jsonl").write_text(
+        json.dumps({"file_name": "clip0.wav", "text": "held out"}) + "\n"
+    )
+    assert is_dataset_source(tmp_path)
+    options = DatasetOptions(streaming=streaming)
+    train, _, _ = read_utterances(str(tmp_path), "train", options, 0.0, 30.0, False)
+    assert [(u.sentence, u.language) for u in train] == [("first one", "zh"), ("second", "zh")]
+    test, _, audio = read_utterances(str(tmp_path), "eval", options, 0.0, 30.0, False)
+    assert [u.sentence for u in test] == ["held out"] and len(audio(test[0])) == 16000
+
+
 def test_bad_rows_name_the_row(tmp_path):
     from whisper_tune.data.dataset import read_utterances
     from whisper_tune.data.prepare.check import check_dataset

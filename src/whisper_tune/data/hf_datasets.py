@@ -124,7 +124,7 @@ def open_dataset(spec: str, role: str, options: DatasetOptions):
         dataset = dataset[split]
     if options.streaming and isinstance(dataset, datasets.Dataset):
         dataset = dataset.to_iterable_dataset()
-    columns = list(dataset.column_names or dataset.features or [])
+    columns = _columns(dataset)
     audio = _column(columns, options.audio_column, AUDIO_COLUMNS, "audio", spec)
     if isinstance(dataset.features.get(audio) if dataset.features else None, datasets.Audio):
         dataset = dataset.cast_column(audio, datasets.Audio(decode=False))
@@ -142,7 +142,7 @@ class Row:
 def iter_rows(spec: str, role: str, options: DatasetOptions) -> Iterator[Row | ManifestError]:
     """Each row of the source as a :class:`Row`, or the ManifestError saying why it is bad."""
     dataset, audio_column, text_column = open_dataset(spec, role, options)
-    language_column = next((c for c in LANGUAGE_COLUMNS if c in (dataset.column_names or [])), None)
+    language_column = next((c for c in LANGUAGE_COLUMNS if c in _columns(dataset)), None)
     label = f"{spec}[{options.split or DEFAULT_SPLITS.get(role, 'train')}]"
     for number, record in enumerate(dataset):
         where = f"{label}:{number}"
@@ -314,6 +314,13 @@ def _column(columns: list[str], given: str | None, names, what: str, spec: str) 
     return found
 
 
+def _columns(dataset) -> list[str]:
+    """A dataset's column names; a stream whose features are not known yet shows its first row."""
+    if dataset.column_names:
+        return list(dataset.column_names)
+    return list(next(iter(dataset), {}))
+
+
 def _disk_layout(path: Path) -> str | None:
     """``save_to_disk`` (a Dataset or a DatasetDict folder), ``audiofolder`` or None."""
     if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
@@ -370,7 +377,7 @@ def _audiofolder(datasets, root: Path, split: str, streaming: bool):
     def add_audio(row: dict) -> dict:
         return {"audio": {"bytes": None, "path": str(folder / row["file_name"])}}
 
-    if "file_name" not in (table.column_names or []):
+    if "file_name" not in _columns(table):
         raise WhisperTuneError(f"{metadata}: no file_name column naming the audio")
     return table.map(add_audio, remove_columns=["file_name"])
 
