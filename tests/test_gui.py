@@ -305,7 +305,8 @@ def test_live_mode_shows_partial_then_committed_turns(app, speech_wav, monkeypat
 
     pump_until(app, turn_shown, "a live turn", timeout=30)
     assert any(grey), "no partial text was shown"
-    assert {"call", "stella", "bring"} <= words(shown_text(app))
+    # "Stella" is committed from the first second of audio, where tiny.en hears "settler"
+    assert {"please", "call", "bring", "things", "store"} <= words(shown_text(app)), shown_text(app)
     click(app.live_button)
     pump_until(app, lambda: not app.controller.busy, "live to end", timeout=15)
     assert app.live_button.cget("text") == "Live"

@@ -87,6 +87,38 @@ class Recorder:
             self._frames += frames
 
 
+class StreamResampler:
+    """Band-limited resampling of audio that arrives in blocks, without seams: each block is
+    resampled with some already-converted audio before it and some held back after it (the
+    filter's reach), and only the output between them is kept. Holds back a few ms."""
+
+    def __init__(self, orig_rate: int, new_rate: int) -> None:
+        from math import ceil, gcd
+
+        common = gcd(orig_rate, new_rate)
+        self.up, self.down = new_rate // common, orig_rate // common
+        self.margin = self.down * ceil(64 / self.down)  # input samples; > the filter's half
+        self._context = np.zeros(0, np.float32)  # converted already: the filter's left side
+        self._pending = np.zeros(0, np.float32)
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        if self.up == self.down:
+            return block
+        from scipy.signal import resample_poly
+
+        data = np.concatenate((self._context, self._pending, block))
+        begin = len(self._context)
+        end = begin + (len(data) - begin - self.margin) // self.down * self.down
+        if end <= begin:
+            self._pending = data[begin:]
+            return np.zeros(0, np.float32)
+        converted = resample_poly(data, self.up, self.down)
+        out = converted[begin * self.up // self.down : end * self.up // self.down]
+        self._context = data[max(0, end - self.margin) : end]
+        self._pending = data[end:]
+        return out.astype(np.float32)
+
+
 class LiveMicrophone:
     """The default microphone as a live source: iterate to get 16 kHz mono float32 blocks
     as they are recorded, until :meth:`close` (from any thread) ends the iteration."""
@@ -95,11 +127,13 @@ class LiveMicrophone:
         self.block_seconds = block_seconds
         self._blocks: queue.Queue[np.ndarray | None] = queue.Queue()
         self._stream = None
+        self._resample: StreamResampler | None = None
 
     def open(self) -> LiveMicrophone:
         sd = _sounddevice("record")
         try:
             rate = int(sd.query_devices(kind="input")["default_samplerate"])
+            self._resample = StreamResampler(rate, SAMPLE_RATE)
             self._stream = sd.InputStream(
                 samplerate=rate,
                 channels=1,
@@ -125,10 +159,8 @@ class LiveMicrophone:
             yield block
 
     def _callback(self, indata: np.ndarray, frames: int, time, status) -> None:
-        stream = self._stream
-        if stream is not None:
-            rate = int(stream.samplerate)
-            self._blocks.put(resample(indata[:, 0].copy(), rate, SAMPLE_RATE))
+        if self._stream is not None and self._resample is not None:
+            self._blocks.put(self._resample(indata[:, 0].astype(np.float32)))
 
 
 class Player:
