@@ -126,3 +126,20 @@ def test_cli_reports_a_bad_language_and_a_missing_display(monkeypatch, capsys):
         main(["gui", "--model_path", "tiny.en"])
     assert exited.value.code == 2
     assert "the desktop app needs a display" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rate", [48000, 44100])
+def test_live_microphone_blocks_resample_like_the_whole_signal(rate):
+    from whisper_tune.audio import resample
+    from whisper_tune.gui.devices import StreamResampler
+
+    t = np.arange(rate) / rate
+    signal = (0.5 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 3000 * t)).astype(
+        np.float32
+    )
+    resampler, sizes = StreamResampler(rate, 16000), np.random.default_rng(0).integers(50, 5000, 99)
+    cuts = np.cumsum(sizes)[np.cumsum(sizes) < len(signal)]
+    streamed = np.concatenate([resampler(block) for block in np.split(signal, cuts)])
+    whole = resample(signal, rate, 16000)
+    assert len(whole) - 400 < len(streamed) <= len(whole)  # at most 25 ms held back
+    assert np.abs(streamed[100:] - whole[100 : len(streamed)]).max() < 1e-5
