@@ -25,7 +25,9 @@ def manifest(tmp_path_factory):
     return root / "train.jsonl"
 
 
-def test_mlflow_run_is_read_back(manifest, tmp_path, tiny_whisper_en, finetune_config, monkeypatch):
+def test_trackers_log_the_run(manifest, tmp_path, tiny_whisper_en, finetune_config, monkeypatch):
+    """One short run logged to a local MLflow file store (read back through MLflow's client),
+    TensorBoard, and Weights & Biases in offline mode (when installed) at once."""
     mlflow = pytest.importorskip("mlflow")
     from whisper_tune.train.trainer import finetune
 
@@ -33,12 +35,16 @@ def test_mlflow_run_is_read_back(manifest, tmp_path, tiny_whisper_en, finetune_c
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 prefers a database
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "whisper-tune-test")
+    for name, value in (("MODE", "offline"), ("DIR", tmp_path), ("SILENT", "true")):
+        monkeypatch.setenv(f"WANDB_{name}", str(value))
+    wandb = _installed("wandb")
+    trackers = ("mlflow", "tensorboard") + (("wandb",) if wandb else ())
     config = finetune_config(
         manifest, tiny_whisper_en, tmp_path / "out", max_steps=3, freeze_encoder=True,
-        per_device_train_batch_size=2, report_to=("mlflow", "tensorboard"),
+        per_device_train_batch_size=2, report_to=trackers,
     )  # fmt: skip
     result = finetune(config)
-    assert set(result.tracking) == {"mlflow", "tensorboard"}
+    assert set(result.tracking) == set(trackers)
     assert list((tmp_path / "out").rglob("events.out.tfevents*"))  # TensorBoard wrote too
 
     client = mlflow.tracking.MlflowClient(tracking_uri=store)
@@ -49,6 +55,19 @@ def test_mlflow_run_is_read_back(manifest, tmp_path, tiny_whisper_en, finetune_c
     assert [m.step for m in losses] == [1, 2, 3]  # logging_steps 1
     assert all(np.isfinite(m.value) for m in losses)
     assert run.data.params["learning_rate"] == "0.01"
+
+    if wandb:
+        wandb.finish()  # what the end of the process does for the CLI
+        (log,) = (tmp_path / "wandb").glob("offline-run-*/*.wandb")  # for `wandb sync` later;
+        records = log.read_bytes()  # this wandb has no reader: its records hold metric names
+        assert b"train/loss" in records and b"train/learning_rate" in records
+
+
+def _installed(name: str):
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
 
 
 def test_report_to_is_checked(manifest, tmp_path, finetune_config):
