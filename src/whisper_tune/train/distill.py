@@ -39,9 +39,9 @@ class DistillingTrainer(SelectingTrainer):
     """A :class:`SelectingTrainer` whose training loss adds ``kl_weight`` × the KL term
     (evaluation losses stay plain cross-entropy); the logs show the KL as ``kl``.
 
-    With ``audio_context`` (``--dynamic_audio_ctx``) the training loss is instead
-    :func:`whisper_tune.train.audio_ctx.context_distillation_loss` (``audio_ctx_weight``), its
-    KL logged as ``ctx_kl``; batches then carry each clip's audio frames, which evaluation drops.
+    With ``audio_context`` (``--dynamic_audio_ctx``) the training loss is instead that of the
+    truncated-context pass (:mod:`whisper_tune.train.audio_ctx`), its KL logged as ``ctx_kl``;
+    batches then carry each clip's audio frames, which evaluation (at 30 s) drops.
     """
 
     def __init__(
