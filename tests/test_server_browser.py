@@ -136,3 +136,31 @@ def test_page_live_mode_shows_words_as_they_are_spoken(
             assert not blocked, blocked
         finally:
             browser.close()
+
+
+def test_page_live_mode_says_when_the_mic_is_denied_or_the_server_refuses(
+    serve_app, tiny_en_transcriber, english_clip
+):
+    from playwright.sync_api import expect, sync_playwright
+
+    url = serve_app(create_app(ServerConfig(realtime_sessions=0), tiny_en_transcriber))
+    fake_device = ["--use-fake-device-for-media-stream"]  # no fake UI: permission is asked
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS + fake_device
+        )
+        try:
+            denied = browser.new_context().new_page()  # the prompt is dismissed
+            denied.goto(f"{url}/")
+            denied.click("#live")
+            expect(denied.locator("#status")).to_have_text(re.compile("^microphone unavailable: "))
+            assert denied.get_attribute("#status", "class") == "error"
+            granted = browser.new_context(permissions=["microphone"]).new_page()
+            granted.goto(f"{url}/")
+            granted.click("#live")  # the server takes no live sessions at all
+            expect(granted.locator("#status")).to_have_text(
+                re.compile(r"^the server closed the live connection \(1013"), timeout=10_000
+            )
+            assert granted.inner_text("#live") == "◉ Live"  # ready to try again
+        finally:
+            browser.close()
