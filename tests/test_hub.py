@@ -68,7 +68,8 @@ def test_push_dry_run_writes_a_card_with_the_scores(tuned, tmp_path, capsys):
     assert result.task_type == "automatic-speech-recognition"
     assert result.metric_type == "wer"
     assert result.metric_value == round(100 * scores[str(report.parent / "ct2")], 2)
-    assert card.data.base_model and card.data.library_name == "transformers"
+    assert card.data.base_model is None  # a local folder is no Hub id; the text names it
+    assert card.data.library_name == "transformers"
     assert card.data.language == ["en"] and card.data.pipeline_tag == (
         "automatic-speech-recognition"
     )
@@ -85,6 +86,14 @@ def test_push_without_dry_run_reaches_the_upload(tuned, tmp_path, monkeypatch):
     with pytest.raises(WhisperTuneError, match="upload to someone/x failed"):
         push(config)
     assert (tmp_path / "up" / "README.md").is_file()
+
+
+def test_base_model_ids():
+    from whisper_tune.hub import hub_model_id
+
+    assert hub_model_id("tiny.en") == "openai/whisper-tiny.en"
+    assert hub_model_id("openai/whisper-small") == "openai/whisper-small"
+    assert hub_model_id("/tmp") is None and hub_model_id(None) is None
 
 
 def test_push_refuses_what_is_not_a_model(tmp_path):

@@ -157,7 +157,7 @@ def model_card(model_dir: Path, repo_id: str, reports: list[dict], variants: lis
     rows = [row for report in reports for row in report.get("models", [report])]
     mine = _pushed_rows(reports, model_dir)
     data = ModelCardData(
-        base_model=run.get("resolved_base_model") or run.get("base_model"),
+        base_model=hub_model_id(run.get("base_model")),
         language=[run["language"]] if run.get("language") else None,
         library_name="peft" if adapter else "transformers",
         pipeline_tag=TASK,
@@ -166,17 +166,32 @@ def model_card(model_dir: Path, repo_id: str, reports: list[dict], variants: lis
         model_name=repo_id,
         eval_results=[_eval_result(row) for row in mine] or None,
     )
-    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n" + _card_text(repo_id, run, rows)))
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n" + _card_text(repo_id, run, rows, adapter)))
+
+
+def hub_model_id(reference: str | None) -> str | None:
+    """The Hub id of a base model reference: a bundled name's OpenAI original, a hub id as
+    it is; None for a local folder (the card's text still names it)."""
+    from whisper_tune.zoo import BUNDLED_MODELS
+
+    if not reference:
+        return None
+    if reference in BUNDLED_MODELS:
+        return f"openai/whisper-{reference}"
+    if reference.count("/") == 1 and not Path(reference).exists():
+        return reference
+    return None
 
 
 def _eval_result(row: dict):
     from huggingface_hub import EvalResult
 
-    name = Path(row.get("test_data", "test")).stem
+    test_data = str(row.get("test_data", "test"))
+    hub = test_data.startswith(HUB_PREFIX)
     return EvalResult(
         task_type=TASK,
-        dataset_type=str(row.get("test_data", name)),
-        dataset_name=name,
+        dataset_type=test_data[len(HUB_PREFIX) :] if hub else test_data,
+        dataset_name=test_data[len(HUB_PREFIX) :] if hub else Path(test_data).stem,
         metric_type=row["metric"],
         metric_value=round(100 * row["score"], 2),
         metric_name=f"{row['metric'].upper()} (%)",
@@ -210,13 +225,14 @@ def _same_model(reference: str, model_dir: Path) -> bool:
     return Path(source).resolve() == model_dir.resolve()
 
 
-def _card_text(repo_id: str, run: dict, rows: list[dict]) -> str:
+def _card_text(repo_id: str, run: dict, rows: list[dict], adapter: bool) -> str:
     lines = [f"# {repo_id.split('/')[1]}", ""]
     base = run.get("base_model", "a Whisper model")
+    kind = "a LoRA adapter" if adapter else "LoRA, merged into the model"
     lines.append(
         f"A fine-tune of `{base}` for {run.get('task', 'transcribe')} "
         f"({run.get('language') or 'language from the data'}), made with whisper-tune "
-        "(LoRA, merged)."
+        f"({kind})."
     )
     if run.get("train_data"):
         size = f", {run['train_samples']} utterances" if run.get("train_samples") else ""

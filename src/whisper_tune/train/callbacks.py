@@ -45,21 +45,32 @@ PROGRESS_SECONDS = 30.0  # a plain progress line at most this often (and at the 
 class PlainProgress(TrainerCallback):
     """Progress as plain lines for logs and CI (no terminal, so no progress bar): step,
     loss, samples/s and ETA at the first step, every ``PROGRESS_SECONDS`` and the last step;
-    each evaluation's results as they come."""
+    each evaluation's results as they come. A step that logs its loss prints after the log."""
 
     def __init__(self, every: float = PROGRESS_SECONDS) -> None:
         self.every = every
         self.started = 0.0
         self.last_line = 0.0
         self.loss: float | None = None
+        self.due = False
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = self.last_line = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.monotonic()
+        step = state.global_step
+        if step == 1 or step == state.max_steps or now - self.last_line >= self.every:
+            self.last_line = now
+            self.due = True
+            if not control.should_log:  # else on_log prints it, with this step's loss
+                self._line(args, state)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         if "loss" in logs:
             self.loss = logs["loss"]
+            self._line(args, state)
         scores = {
             key[5:]: value
             for key, value in logs.items()
@@ -69,18 +80,15 @@ class PlainProgress(TrainerCallback):
             shown = ", ".join(f"{key} {value:.4f}" for key, value in scores.items())
             print(f"eval at step {state.global_step}: {shown}", flush=True)
 
-    def on_step_end(self, args, state, control, **kwargs):
-        now = time.monotonic()
+    def _line(self, args, state) -> None:
+        if not self.due or not state.is_world_process_zero:
+            return
+        self.due = False
         step, total = state.global_step, state.max_steps
-        if step != 1 and step != total and now - self.last_line < self.every:
-            return
-        self.last_line = now
-        if not state.is_world_process_zero:
-            return
-        elapsed = now - self.started
+        elapsed = time.monotonic() - self.started
         per_step = args.train_batch_size * args.gradient_accumulation_steps * args.world_size
         rate = step * per_step / elapsed if elapsed else 0.0
-        eta = datetime.timedelta(seconds=round(elapsed / step * (total - step))) if step else "?"
+        eta = datetime.timedelta(seconds=round(elapsed / step * (total - step)))
         loss = f"{self.loss:.4f}" if self.loss is not None else "-"
         print(
             f"step {step}/{total} ({100 * step / max(total, 1):.0f}%), loss {loss}, "

@@ -171,6 +171,10 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         audio_context=ContextRule() if config.dynamic_audio_ctx else None,
         audio_ctx_weight=config.audio_ctx_weight,
     )
+    if not sys.stdout.isatty():
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # its raw log dicts: PlainProgress' lines instead
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     seconds = time.perf_counter() - started
