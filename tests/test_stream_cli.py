@@ -37,10 +37,19 @@ def test_file_played_in_real_time_prints_turns_and_json(capsys, english_clip):
     assert err.count("-->") == len(result["results"]) >= 1  # live turn lines went to stderr
 
 
-def test_missing_file_is_a_one_line_error(capsys, tmp_path):
+def test_missing_file_or_microphone_is_a_one_line_error(capsys, tmp_path, monkeypatch):
     code, _, err = run(capsys, "--audio_path", str(tmp_path / "none.wav"))
     assert code == 2
     assert "none.wav" in err and "Traceback" not in err
+    import sounddevice
+
+    def no_device(**_):
+        raise sounddevice.PortAudioError("Error querying device -1")
+
+    monkeypatch.setattr(sounddevice, "query_devices", no_device)
+    code, _, err = run(capsys, "--beam_size", "1")
+    assert code == 2
+    assert err.startswith("whisper-tune stream: error: cannot record: no usable microphone")
 
 
 class FakeTerminal(io.StringIO):

@@ -62,10 +62,11 @@ def _run(args: argparse.Namespace) -> int:
     options = TranscribeOptions(
         language=args.language, beam_size=args.beam_size, initial_prompt=args.initial_prompt
     )
+    blocks = file_blocks(args.audio_path, args.realtime) if args.audio_path else None
     stream = StreamingTranscriber(load_transcriber(engine_settings(args)), options, settings)
     view = ConsoleView(sys.stderr if args.output_format else sys.stdout)
-    if args.audio_path:
-        transcript = run_live(file_blocks(args.audio_path, args.realtime), stream, view)
+    if blocks is not None:
+        transcript = run_live(blocks, stream, view)
     else:
         from whisper_tune.gui.devices import LiveMicrophone
 

@@ -26,15 +26,19 @@ def file_blocks(
     block_seconds: float = BLOCK_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[np.ndarray]:
-    """The file's audio in blocks; with ``realtime``, each block no sooner than it would be
-    heard when playing the file from the first block on."""
+    """The file's audio (decoded now: a bad file fails here) in blocks; with ``realtime``,
+    each block no sooner than it would be heard when playing the file from the first on."""
     audio = load_audio(path)
     step = int(block_seconds * SAMPLE_RATE)
-    started = time.monotonic()
-    for index, start in enumerate(range(0, len(audio), step)):
-        if realtime:
-            sleep(max(0.0, started + index * block_seconds - time.monotonic()))
-        yield audio[start : start + step]
+
+    def blocks() -> Iterator[np.ndarray]:
+        started = time.monotonic()
+        for index, start in enumerate(range(0, len(audio), step)):
+            if realtime:
+                sleep(max(0.0, started + index * block_seconds - time.monotonic()))
+            yield audio[start : start + step]
+
+    return blocks()
 
 
 class ConsoleView:
