@@ -137,10 +137,10 @@ class StreamingTranscriber:
             base, word_timestamps=True, vad_filter=False, batch_size=1, cancel=None
         )
         self._first_prompt = base.initial_prompt
-        self._history = ""  # committed text, for the prompt
+        self._history = ""  # the end of the committed text before the buffer: the prompt
         self.language: str | None = base.language
+        self._in_buffer: list[Word] = []  # committed words whose audio is in the buffer
         self._reset_buffer(0.0)
-        self._received = 0  # samples since the start of the stream
 
     @property
     def buffered_seconds(self) -> float:
@@ -150,7 +150,6 @@ class StreamingTranscriber:
         """Append ``audio``; every ``_VAD_STEP`` the VAD looks for a turn's start and end,
         every ``min_chunk_seconds`` of a turn's audio the buffer is decoded."""
         self._audio = np.concatenate((self._audio, np.asarray(audio, dtype=np.float32)))
-        self._received += len(audio)
         updates: list[StreamUpdate] = []
         while True:
             if self.settings.vad and len(self._audio) - self._vad_checked >= _VAD_STEP:
@@ -304,22 +303,18 @@ class StreamingTranscriber:
         if words:
             text = join_words(words, self.language)
             separator = word_separator(self.language or "en")
-            self._history = f"{self._history}{separator}{text}"[-1000:]
+            history = f"{self._history}{separator}{text}"
+            self._history = history[max(0, len(history) - self.settings.prompt_chars) :]
 
     def _prompt(self) -> str | None:
         """The user's prompt and the committed text before the buffer (text inside it would
         make Whisper skip the words it names)."""
-        committed = (
-            self._history[-self.settings.prompt_chars :].strip()
-            if self.settings.prompt_chars
-            else ""
-        )
-        prompt = " ".join(p for p in (self._first_prompt, committed) if p)
+        prompt = " ".join(p for p in (self._first_prompt, self._history.strip()) if p)
         return prompt or None
 
     def _reset_buffer(self, offset: float, rest: np.ndarray | None = None) -> None:
-        self._remember(getattr(self, "_in_buffer", []))
-        self._in_buffer: list[Word] = []
+        self._remember(self._in_buffer)
+        self._in_buffer = []
         self._audio = np.zeros(0, np.float32) if rest is None else rest
         self._offset = offset
         self._decoded_samples = 0
