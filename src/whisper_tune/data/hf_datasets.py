@@ -137,19 +137,25 @@ class Row:
 
     utterance: Utterance
     audio: bytes | str
+    number: int = 0  # the row's index in its split
 
 
 def iter_rows(spec: str, role: str, options: DatasetOptions) -> Iterator[Row | ManifestError]:
     """Each row of the source as a :class:`Row`, or the ManifestError saying why it is bad."""
-    dataset, audio_column, text_column = open_dataset(spec, role, options)
+    yield from _rows(spec, role, options, *open_dataset(spec, role, options))
+
+
+def _rows(spec, role, options, dataset, audio_column: str, text_column: str):
     language_column = next((c for c in LANGUAGE_COLUMNS if c in _columns(dataset)), None)
     label = f"{spec}[{options.split or DEFAULT_SPLITS.get(role, 'train')}]"
     for number, record in enumerate(dataset):
         where = f"{label}:{number}"
         try:
-            yield _row(record, audio_column, text_column, language_column, where)
+            row = _row(record, audio_column, text_column, language_column, where)
         except ManifestError as exc:
             yield exc
+            continue
+        yield replace(row, number=number)
 
 
 def read_dataset(
@@ -165,8 +171,10 @@ def read_dataset(
     :class:`RowAudio` gives each kept utterance's audio (``ManifestDataset(audio=...)``)."""
     stats = ManifestStats()
     kept: list[Utterance] = []
-    encoded: dict[str, bytes | str] = {}
-    for item in iter_rows(spec, role, options):
+    encoded: dict[str, bytes | str | int] = {}
+    dataset, audio_column, text_column = open_dataset(spec, role, options)
+    indexed = isinstance(dataset, _import_datasets().Dataset)  # rows re-read by index
+    for item in _rows(spec, role, options, dataset, audio_column, text_column):
         if limit is not None and len(kept) >= limit:
             break
         stats.total += 1
@@ -185,23 +193,31 @@ def read_dataset(
             continue
         stats.no_speech += utterance.is_no_speech
         kept.append(utterance)
-        encoded[utterance.audio_path] = row.audio
+        bytes_only = indexed and isinstance(row.audio, bytes)
+        encoded[utterance.audio_path] = row.number if bytes_only else row.audio
     stats.kept = len(kept)
     if stats.total == 0:
         raise ManifestError(f"{spec}: the dataset holds no rows")
-    return kept, stats, RowAudio(encoded)
+    return kept, stats, RowAudio(encoded, dataset if indexed else None, audio_column)
 
 
 class RowAudio:
-    """The audio of dataset utterances, kept encoded (bytes, or a file path) until asked for."""
+    """The audio of dataset utterances: a file path, or the bytes of a row read again by its
+    index from the (memory-mapped) dataset when asked for, so a corpus is not held in memory;
+    a streamed source's rows are kept as bytes (evaluation sets)."""
 
-    def __init__(self, encoded: dict[str, bytes | str]) -> None:
+    def __init__(self, encoded: dict[str, bytes | str | int], dataset, audio_column: str):
         self.encoded = encoded
+        self.dataset = dataset
+        self.audio_column = audio_column
 
     def __call__(self, utterance: Utterance) -> np.ndarray:
         from whisper_tune.audio import load_audio
 
-        return load_audio(self.encoded[utterance.audio_path])
+        source = self.encoded[utterance.audio_path]
+        if isinstance(source, int):
+            source = self.dataset[source][self.audio_column]["bytes"]
+        return load_audio(source)
 
 
 def stream_rows(
