@@ -101,7 +101,8 @@ def test_audiofolder_splits(tmp_path, streaming):
     assert [u.sentence for u in test] == ["held out"] and len(audio(test[0])) == 16000
 
 
-def test_bad_rows_name_the_row(tmp_path):
+def test_bad_rows_name_the_row(tmp_path, capsys):
+    from whisper_tune.cli import main
     from whisper_tune.data.dataset import read_utterances
     from whisper_tune.data.prepare.check import check_dataset
 
@@ -114,6 +115,10 @@ def test_bad_rows_name_the_row(tmp_path):
         read_utterances(spec, "train", DatasetOptions(), 0.0, 30.0, False)
     report = check_dataset(spec, DatasetOptions())
     assert report.valid == 1 and len(report.problems) == 1
+    with pytest.raises(SystemExit) as exit_code:
+        main(["prepare", "check", spec, "--decode", "false"])
+    assert exit_code.value.code == 1
+    assert "gone.wav" in capsys.readouterr().out
     with pytest.raises(WhisperTuneError, match="no column 'words' for the text"):
         read_utterances(spec, "train", DatasetOptions(text_column="words"), 0.0, 30.0, True)
 
