@@ -249,8 +249,9 @@ class FinetuneConfig:
     report_to: tuple[str, ...] = option(
         ("tensorboard",),
         help="where the loss and metrics are logged, one or more of: tensorboard "
-        "(<output_dir>/<model>/runs/), mlflow (the store MLFLOW_TRACKING_URI names, e.g. "
-        "sqlite:///mlflow.db, experiment MLFLOW_EXPERIMENT_NAME; pip install "
+        "(<output_dir>/<model>/runs/), mlflow (the store MLFLOW_TRACKING_URI names, by "
+        "default sqlite:///mlflow.db in the working folder; experiment MLFLOW_EXPERIMENT_NAME; "
+        "pip install "
         "'whisper-tune[track]'), wandb (pip install wandb; "
         "WANDB_MODE=offline for no network), none",
         group=TRAINING,
