@@ -55,7 +55,8 @@ def test_quick_mandarin_demo_on_base(tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         main(["demo", "--language", "Chinese", "--quick", "--output_dir", str(out)])
     assert done.value.code == 0
-    assert "| CER on general sentences |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| CER on general sentences |" in printed
 
     report = json.loads((out / "report.json").read_text())
     assert report["base_model"] == "base" and report["metric"] == "cer"
@@ -69,6 +70,9 @@ def test_quick_mandarin_demo_on_base(tmp_path, capsys):
     assert report["after"]["general"] < report["before"]["general"] + 0.15, report
     assert report["before"]["real"] < 0.3, "stock base detects and transcribes recorded English"
     assert report["after"]["real"] < 0.3, "the tuned base still detects and transcribes English"
+    assert report["language_id"]["before"] == "6/6", report["language_id"]
+    assert int(report["language_id"]["after"].split("/")[0]) >= 5, report["language_id"]
+    assert "| recorded English speech detected as English | 6/6 |" in printed
     assert report["silence_text"] == ""
     assert report["ct2_parity_ok"] and report["ct2_parity"]["parity"]["same_language"]
     # the held-out clip in Chinese characters, with no loop left in it (the guard cuts one back

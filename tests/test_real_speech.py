@@ -1,5 +1,6 @@
 """The recorded speech shipped in the package: it loads, decodes, and is speech of its text."""
 
+import csv
 import json
 
 import pytest
@@ -27,14 +28,12 @@ def test_every_clip_decodes_to_its_declared_length_with_a_source_and_licence():
     assert 40 < sum(c.duration for c in clips) < 60
 
 
-def test_a_written_subset_spans_short_to_long_and_can_leave_the_language_to_the_model(
-    tmp_path,
-):
-    path = write_real_speech(tmp_path / "real.jsonl", max_clips=3, detect_language=True)
+def test_a_written_subset_spans_short_to_long_and_names_its_language(tmp_path):
+    path = write_real_speech(tmp_path / "real.jsonl", max_clips=3)
     written, _ = read_manifest(path)
     durations = sorted(c.duration for c in real_speech())
     assert [c.duration for c in written] == durations[::4]
-    assert all(c.language is None for c in written)
+    assert all(c.language == "en" for c in written)
     assert all(load_audio(c.audio_path).size for c in written)
 
 
@@ -51,3 +50,29 @@ def test_stock_tiny_en_transcribes_the_recordings(tmp_path):
     )
     assert report.metric == "wer" and len(report.rows) == 12
     assert report.score < TINY_EN_WER_BOUND, [(r.reference, r.hypothesis) for r in report.rows]
+
+
+@pytest.mark.slow
+def test_detect_language_scores_language_identification(tmp_path):
+    """Multilingual base hears two recorded English clips as English whatever the manifest
+    says: with --detect_language the clip labelled German counts as misidentified (1/2), and
+    each clip's detected language is in utterances.csv."""
+    from whisper_tune.cli import main
+
+    clips = real_speech(2)
+    lines = [
+        {"audio": {"path": c.audio_path}, "sentence": c.sentence, "language": language}
+        for c, language in zip(clips, ("en", "de"), strict=True)
+    ]
+    manifest = tmp_path / "labelled.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "report"
+    args = ["evaluate", "--test_data", str(manifest), "--model_path", "base"]
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--detect_language", "--num_workers", "0", "--output_dir", str(out)])
+    assert done.value.code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["language_id"] == "1/2" and summary["score"] < 0.3, summary
+    with (out / "utterances.csv").open() as handle:
+        assert [row["language"] for row in csv.DictReader(handle)] == ["en", "en"]
+    assert "language_id" in (out / "comparison.md").read_text()

@@ -106,6 +106,8 @@ class DemoReport:
     train_seconds: float = 0.0
     train_steps: int = 0
     loss: tuple[float | None, float | None] = (None, None)
+    # recorded English clips the model detected as English, "correct/clips", before and after
+    language_id: dict = field(default_factory=dict)
     ct2_parity: dict = field(default_factory=dict)
     ct2_parity_ok: bool = False  # the conversion's parity check passed (convert.parity)
     held_out_clip: dict = field(default_factory=dict)
@@ -131,6 +133,10 @@ class DemoReport:
                 f"| {metric} on {label} | {before:.4f} | {after:.4f} | {_relative(before, after)} |"
             )
         rows.append(
+            "| recorded English speech detected as English | "
+            f"{self.language_id['before']} | {self.language_id['after']} | |"
+        )
+        rows.append(
             f"| training time | | {self.train_seconds:.0f} s ({self.train_steps} steps) | |"
         )
         return "\n".join(rows)
@@ -152,7 +158,6 @@ def run_demo(config: DemoConfig) -> DemoReport:
     manifests["test_real"] = write_real_speech(
         out / "data" / "test_real.jsonl",
         QUICK_REAL_SPEECH_CLIPS if config.quick else None,
-        detect_language=True,
     )
     report = DemoReport(
         language=language,
@@ -166,7 +171,7 @@ def run_demo(config: DemoConfig) -> DemoReport:
 
     _step(2, f"evaluating the stock {base_model}")
     report.before = _evaluate_both(base_model, manifests, recipe, out / "eval" / "stock")
-    report.before["real"] = _evaluate_real(
+    report.before["real"], report.language_id["before"] = _evaluate_real(
         base_model, manifests["test_real"], out / "eval" / "stock"
     )
 
@@ -212,7 +217,7 @@ def run_demo(config: DemoConfig) -> DemoReport:
 
     _step(6, "evaluating the fine-tuned model as it ships (CTranslate2 int8)")
     report.after = _evaluate_both(str(ct2_dir), manifests, recipe, out / "eval" / "finetuned")
-    report.after["real"] = _evaluate_real(
+    report.after["real"], report.language_id["after"] = _evaluate_real(
         str(ct2_dir), manifests["test_real"], out / "eval" / "finetuned"
     )
 
@@ -303,22 +308,27 @@ def _evaluate_both(model: str, manifests: dict[str, Path], recipe: Recipe, folde
     return scores
 
 
-def _evaluate_real(model: str, manifest: Path, folder: Path) -> float:
-    """WER on the recorded English clips, CTranslate2 (the bundled stock model or the converted
-    int8 one), the language left to the model: a tuned multilingual model must still detect it."""
+def _evaluate_real(model: str, manifest: Path, folder: Path) -> tuple[float, str]:
+    """WER and language ID ("correct/clips") on the recorded English clips, CTranslate2 (the
+    bundled stock model or the converted int8 one), the language left to the model: a tuned
+    multilingual model must still detect it."""
     report = evaluate(
         EvalConfig(
             test_data=str(manifest),
             model_path=model,
             metric="wer",
+            detect_language=True,
             remove_pun=True,
             english_normalizer=True,
             num_workers=0,
             output_dir=str(folder / "real"),
         )
     )
-    print(f"    WER on recorded English speech: {report.score:.4f}")
-    return round(report.score, 4)
+    print(
+        f"    WER on recorded English speech: {report.score:.4f} "
+        f"(detected as English: {report.language_id})"
+    )
+    return round(report.score, 4), report.language_id
 
 
 def _transcribe(ct2_dir: Path, audio_path: Path, language: str) -> tuple[dict, bool]:

@@ -67,6 +67,12 @@ class EvalConfig:
         help="language code or name (zh, Chinese); a per-line 'language' wins; "
         "default: the model detects it",
     )
+    detect_language: bool = option(
+        False,
+        help="leave every clip's language to the model, even where the manifest or --language "
+        "names it, and score language identification against those names (the 'language ID' "
+        "column): a multilingual model tuned on one language must still detect the others",
+    )
     task: str = option("transcribe", help="decoder task", choices=TASKS)
     batch_size: int = option(
         FILE_BATCH_SIZE,

@@ -12,9 +12,10 @@ Writes to the report folder:
   audio/wall seconds, RTF = processing seconds / audio seconds, lower is faster) and every
   model's under ``models``;
 * ``comparison.md`` and ``comparison.json``: one row per model (metric, RTF, peak RSS, size on
-  disk, normalisation);
+  disk, normalisation; with ``--detect_language`` the language ID count);
 * ``utterances.csv``: id, audio, reference, duration, reference length, then a hypothesis and
-  an errors column per model (``hypothesis`` and ``errors`` for a single model, the seed's CSV);
+  an errors column per model (``hypothesis`` and ``errors`` for a single model, the seed's CSV;
+  with ``--detect_language`` a ``language`` column too: what the model heard);
 * ``report.html`` with ``--report html`` (see :mod:`whisper_tune.evaluate_html`).
 """
 
@@ -68,6 +69,7 @@ class UtteranceResult:
     errors: int
     reference_length: int
     duration: float
+    language: str | None = None  # what the model decoded in (with --detect_language)
 
 
 @dataclass
@@ -87,6 +89,8 @@ class EvalReport:
     engine: str = ""
     compute_type: str = ""  # what the engine computes in ("default" resolved)
     normalization: str = ""
+    # --detect_language: clips whose detected language is the named one, "correct/named"
+    language_id: str | None = None
     peak_rss_mb: float | None = None
     size_mb: float | None = None
     options: dict = field(default_factory=dict)
@@ -146,8 +150,9 @@ def evaluate_models(config: EvalConfig, progress: bool = True) -> list[EvalRepor
     )
     if progress:
         print(f"test data {config.test_data}: {stats.summary()}")
+    asked = None if config.detect_language else language
     decoded = [
-        _decode(reference, utterances, audio, language, config, progress)
+        _decode(reference, utterances, audio, asked, config, progress)
         for reference in config.model_path
     ]
     reports = _score(decoded, utterances, language, config)
@@ -198,7 +203,7 @@ def _decode(
     bar = tqdm(total=len(utterances), desc=label, unit="utt", disable=not progress)
     for group in _groups(loader, config, bar):
         for sample, (segments, info) in _transcribe_samples(
-            transcriber, group, utterances, language, options
+            transcriber, group, utterances, language, options, config.detect_language
         ):
             texts[sample["index"]] = join_text(segments, info.language)
             languages[sample["index"]] = info.language
@@ -237,12 +242,17 @@ def _groups(loader, config: EvalConfig, bar) -> Iterator[list[dict]]:
 
 
 def _transcribe_samples(
-    transcriber, samples: list[dict], utterances: list[Utterance], language, options
+    transcriber,
+    samples: list[dict],
+    utterances: list[Utterance],
+    language,
+    options,
+    detect: bool = False,
 ):
     """Each sample with its (segments, info): short clips asking for one language decoded
     together (:func:`~whisper_tune.inference.batching.transcribe_short`), a clip longer than a
-    window alone."""
-    asked = [utterances[s["index"]].language or language for s in samples]
+    window alone; with ``detect`` no clip asks for one."""
+    asked = [None if detect else utterances[s["index"]].language or language for s in samples]
     decoded: dict[int, tuple] = {}
     for wanted in dict.fromkeys(asked):
         group = [i for i, s in enumerate(samples) if asked[i] == wanted and is_short(s["audio"])]
@@ -309,6 +319,7 @@ def _score(
                     errors=scored.errors,
                     reference_length=scored.reference_length,
                     duration=round(run.seconds[i], 3),
+                    language=run.languages[i] if config.detect_language else None,
                 )
             )
         errors = sum(r.errors for r in rows)
@@ -328,6 +339,9 @@ def _score(
                 engine=run.engine,
                 compute_type=run.compute_type,
                 normalization=normalization,
+                language_id=_language_id(rows, utterances, indices, language)
+                if config.detect_language
+                else None,
                 peak_rss_mb=run.peak_rss_mb,
                 size_mb=run.size_mb,
                 options=asdict(config),
@@ -378,6 +392,19 @@ def _peak_rss_mb() -> float | None:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _language_id(
+    rows: list[UtteranceResult], utterances: list[Utterance], indices: list[int], language
+) -> str:
+    """ "correct/named": clips whose detected language is the one the manifest (or
+    --language) names, out of the clips that name one."""
+    named = [
+        (row.language, utterances[i].language or language)
+        for row, i in zip(rows, indices, strict=True)
+        if utterances[i].language or language
+    ]
+    return f"{sum(found == expected for found, expected in named)}/{len(named)}"
+
+
 def _size_mb(reference: str, engine: str, local_files_only: bool) -> float | None:
     """Size on disk of the model files the engine loaded (None for a hub id not on disk)."""
     if engine == "ct2":
@@ -413,6 +440,7 @@ def comparison_rows(reports: list[EvalReport]) -> list[dict]:
             "utterances": r.utterances,
             "normalization": r.normalization,
         }
+        | ({"language_id": r.language_id} if r.language_id is not None else {})
         for r in reports
     ]
 
@@ -447,8 +475,10 @@ def _write_report(reports: list[EvalReport], config: EvalConfig) -> None:
     summary = first.summary() | {"models": models}
     labels = _column_labels(reports)
     fields = ["id", "audio", "reference", "duration", "reference_length"]
+    detected = config.detect_language
     for label in labels:
         fields += [f"hypothesis{label}", f"errors{label}"]
+        fields += [f"language{label}"] if detected else []
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
@@ -456,6 +486,7 @@ def _write_report(reports: list[EvalReport], config: EvalConfig) -> None:
         line = {key: getattr(rows[0], key) for key in fields[:5]}
         for label, row in zip(labels, rows, strict=True):
             line |= {f"hypothesis{label}": row.hypothesis, f"errors{label}": row.errors}
+            line |= {f"language{label}": row.language} if detected else {}
         writer.writerow(line)
     with atomic_dir(first.report_dir) as tmp:
         (tmp / "summary.json").write_text(

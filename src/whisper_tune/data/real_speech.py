@@ -9,7 +9,6 @@ as the sources give them.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from whisper_tune.data.manifest import Utterance, read_manifest, write_manifest
@@ -28,16 +27,8 @@ def real_speech(max_clips: int | None = None) -> list[Utterance]:
     return [ordered[int(i * step)] for i in range(max_clips)]
 
 
-def write_real_speech(
-    path: str | Path, max_clips: int | None = None, detect_language: bool = False
-) -> Path:
-    """Write the clips as a manifest at ``path`` (audio stays in the package).
-
-    ``detect_language`` drops each line's language, so an evaluation lets the model detect it
-    (a per-line language would win over the model's guess).
-    """
-    utterances = real_speech(max_clips)
-    if detect_language:
-        utterances = [replace(u, language=None) for u in utterances]
-    write_manifest(path, utterances)
+def write_real_speech(path: str | Path, max_clips: int | None = None) -> Path:
+    """Write the clips as a manifest at ``path`` (audio stays in the package; each line says
+    "en": ``evaluate --detect_language`` scores a model's language identification on it)."""
+    write_manifest(path, real_speech(max_clips))
     return Path(path)
