@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from whisper_tune.data.manifest import ManifestStats, Utterance
+from whisper_tune.data.shuffle import buffer_shuffled
 from whisper_tune.errors import ManifestError, WhisperTuneError
 from whisper_tune.options import option
 
@@ -185,13 +186,8 @@ def read_dataset(
             stats.problems.append(str(row))
             continue
         utterance = row.utterance
-        if utterance.duration < min_audio_len:
-            stats.too_short += 1
+        if not stats.admit(utterance, min_audio_len, max_audio_len):
             continue
-        if utterance.duration > max_audio_len:
-            stats.too_long += 1
-            continue
-        stats.no_speech += utterance.is_no_speech
         kept.append(utterance)
         bytes_only = indexed and isinstance(row.audio, bytes)
         encoded[utterance.audio_path] = row.number if bytes_only else row.audio
@@ -231,7 +227,8 @@ def stream_rows(
 ) -> Iterator[Row]:
     """The rows of a (streamed) training source, shuffled through a buffer of
     ``shuffle_buffer`` rows in ``seed``'s order and filtered by duration; audio still encoded."""
-    for item in _shuffled_rows(spec, options, seed, shuffle_buffer):
+    rows = iter_rows(spec, "train", options)
+    for item in buffer_shuffled(rows, shuffle_buffer, np.random.default_rng(seed)):
         row = _measured(item)
         if isinstance(row, ManifestError):
             if not skip_bad:
@@ -239,20 +236,6 @@ def stream_rows(
             continue
         if min_audio_len <= row.utterance.duration <= max_audio_len:
             yield row
-
-
-def _shuffled_rows(spec: str, options: DatasetOptions, seed: int, size: int):
-    rng = np.random.default_rng(seed)
-    buffer: list = []
-    for item in iter_rows(spec, "train", options):
-        if len(buffer) < size:
-            buffer.append(item)
-            continue
-        slot = int(rng.integers(len(buffer)))
-        buffer[slot], item = item, buffer[slot]
-        yield item
-    rng.shuffle(buffer)
-    yield from buffer
 
 
 def _measured(item: Row | ManifestError) -> Row | ManifestError:

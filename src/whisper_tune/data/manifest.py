@@ -85,6 +85,17 @@ class ManifestStats:
     no_speech: int = 0
     problems: list[str] = field(default_factory=list)
 
+    def admit(self, utterance: Utterance, min_audio_len: float, max_audio_len: float) -> bool:
+        """Whether ``utterance`` passes the length filter; counts why not, and no-speech."""
+        if utterance.duration < min_audio_len:
+            self.too_short += 1
+            return False
+        if utterance.duration > max_audio_len:
+            self.too_long += 1
+            return False
+        self.no_speech += utterance.is_no_speech
+        return True
+
     def summary(self) -> str:
         parts = [f"{self.kept}/{self.total} utterances kept"]
         if self.too_short:
@@ -203,13 +214,8 @@ def read_manifest(
                 stats.problems.append(problem)
                 continue
             utterance = _with_duration(utterance, seconds)
-        if utterance.duration < min_audio_len:
-            stats.too_short += 1
+        if not stats.admit(utterance, min_audio_len, max_audio_len):
             continue
-        if utterance.duration > max_audio_len:
-            stats.too_long += 1
-            continue
-        stats.no_speech += utterance.is_no_speech
         kept.append(utterance)
     stats.kept = len(kept)
     if stats.total == 0:

@@ -24,6 +24,7 @@ import numpy as np
 
 from whisper_tune.audio import load_audio
 from whisper_tune.data.manifest import Utterance, parse_record
+from whisper_tune.data.shuffle import buffer_shuffled
 from whisper_tune.errors import ManifestError, WhisperTuneError
 
 FORMAT = "whisper-tune-shards"
@@ -128,7 +129,7 @@ def iter_shard_samples(
             _reader_samples(index, rank, world_size, seed, pass_epoch), min_audio_len, max_audio_len
         )
         seen = 0
-        for utterance, data in _shuffled(raw, shuffle_buffer, rng):
+        for utterance, data in buffer_shuffled(raw, shuffle_buffer, rng):
             seen += 1
             yield utterance, load_audio(data)
             yielded += 1
@@ -171,20 +172,6 @@ def _filtered(samples, min_len: float, max_len: float | None):
         seconds = utterance.duration or 0.0
         if seconds >= min_len and (max_len is None or seconds <= max_len):
             yield utterance, data
-
-
-def _shuffled(items, size: int, rng: np.random.Generator):
-    """Shuffle a stream through a buffer of ``size`` items."""
-    buffer = []
-    for item in items:
-        if len(buffer) < size:
-            buffer.append(item)
-            continue
-        slot = int(rng.integers(len(buffer)))
-        buffer[slot], item = item, buffer[slot]
-        yield item
-    rng.shuffle(buffer)
-    yield from buffer
 
 
 def iter_shard_records(shards: str | Path) -> Iterator[tuple[Utterance, io.BytesIO]]:
