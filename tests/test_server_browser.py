@@ -3,8 +3,10 @@ transcript stream in, download it as SRT, and keep a screenshot."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,26 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium not installed"),
 ]
+
+
+@contextlib.contextmanager
+def fake_microphone_page(wav: Path) -> Iterator:
+    """A Chromium page whose microphone (permission granted) plays ``wav`` in a loop."""
+    from playwright.sync_api import sync_playwright
+
+    fake_mic = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS + fake_mic
+        )
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
 
 
 def test_page_uploads_a_file_and_streams_the_transcript(
@@ -69,35 +91,23 @@ def test_page_uploads_a_file_and_streams_the_transcript(
 def test_page_records_from_the_microphone(serve_app, tiny_en_transcriber, english_clip):
     """Chromium's fake microphone plays the clip; the page records it with MediaRecorder
     (webm/opus), uploads it and shows what was said."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url = serve_app(create_app(ServerConfig(), tiny_en_transcriber))
-    fake_mic = [
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={english_clip[0]}",
-    ]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS + fake_mic
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"{url}/")
-            page.click("#record")
-            expect(page.locator("#status")).to_have_text(re.compile("^recording…"))
-            page.wait_for_timeout(4000)  # the clip is 2.9 s long
-            page.click("#record")
-            expect(page.locator("#status")).to_have_text("recording ready")
-            assert page.inner_text("#source").startswith("recording.")
-            page.click("#go")
-            status = re.compile("^(done|error)")
-            expect(page.locator("#status")).to_have_text(status, timeout=120_000)
-            assert page.inner_text("#status").startswith("done"), page.inner_text("#status")
-            transcript = page.inner_text("#transcript").lower()
-            assert "snow" in transcript and "tomorrow" in transcript, transcript
-        finally:
-            browser.close()
+    with fake_microphone_page(english_clip[0]) as page:
+        page.goto(f"{url}/")
+        page.click("#record")
+        expect(page.locator("#status")).to_have_text(re.compile("^recording…"))
+        page.wait_for_timeout(4000)  # the clip is 2.9 s long
+        page.click("#record")
+        expect(page.locator("#status")).to_have_text("recording ready")
+        assert page.inner_text("#source").startswith("recording.")
+        page.click("#go")
+        status = re.compile("^(done|error)")
+        expect(page.locator("#status")).to_have_text(status, timeout=120_000)
+        assert page.inner_text("#status").startswith("done"), page.inner_text("#status")
+        transcript = page.inner_text("#transcript").lower()
+        assert "snow" in transcript and "tomorrow" in transcript, transcript
 
 
 def test_page_live_mode_shows_words_as_they_are_spoken(
@@ -106,36 +116,24 @@ def test_page_live_mode_shows_words_as_they_are_spoken(
     """Live: the fake microphone plays the clip (in a loop) through the AudioWorklet and the
     realtime WebSocket; committed words appear, then the turn with its times, under the
     page's policy (the worklet allowed by URL, nothing else)."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url = serve_app(create_app(ServerConfig(), tiny_en_transcriber))
-    fake_mic = [
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={english_clip[0]}",
-    ]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS + fake_mic
-        )
-        try:
-            page = browser.new_page()
-            blocked = []
-            page.on("console", lambda m: blocked.append(m.text) if "Policy" in m.text else None)
-            page.goto(f"{url}/")
-            page.select_option("#language", "en")
-            page.click("#live")
-            expect(page.locator("#status")).to_have_text(re.compile("^live: listening"))
-            expect(page.locator("#transcript")).to_contain_text("snow", timeout=20_000)
-            expect(page.locator("#transcript .seg:not(.live) .ts").first).to_contain_text(
-                "[00:00:0", timeout=20_000
-            )  # a turn ended by the VAD, with its times
-            page.click("#live")
-            expect(page.locator("#status")).to_have_text("stopped", timeout=10_000)
-            assert "weather" in page.inner_text("#transcript").lower()
-            assert not blocked, blocked
-        finally:
-            browser.close()
+    with fake_microphone_page(english_clip[0]) as page:
+        blocked = []
+        page.on("console", lambda m: blocked.append(m.text) if "Policy" in m.text else None)
+        page.goto(f"{url}/")
+        page.select_option("#language", "en")
+        page.click("#live")
+        expect(page.locator("#status")).to_have_text(re.compile("^live: listening"))
+        expect(page.locator("#transcript")).to_contain_text("snow", timeout=20_000)
+        expect(page.locator("#transcript .seg:not(.live) .ts").first).to_contain_text(
+            "[00:00:0", timeout=20_000
+        )  # a turn ended by the VAD, with its times
+        page.click("#live")
+        expect(page.locator("#status")).to_have_text("stopped", timeout=10_000)
+        assert "weather" in page.inner_text("#transcript").lower()
+        assert not blocked, blocked
 
 
 def test_page_live_mode_says_when_the_mic_is_denied_or_the_server_refuses(
