@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,35 +16,24 @@ from whisper_tune.errors import WhisperTuneError
 from whisper_tune.inference import TranscribeOptions, load_transcriber
 from whisper_tune.synth import synthesize
 from whisper_tune.train import distill
-from whisper_tune.train.config import FinetuneConfig
 from whisper_tune.train.trainer import finetune
 
 TEXTS = ["the blue kettle is hot", "open the north window please and close the door", "seven"]
 
 
-def _config(folder: Path, model: Path, **overrides) -> FinetuneConfig:
-    values = dict(
-        train_data=str(folder / "train.jsonl"),
-        base_model=str(model),
-        output_dir=str(folder / "out"),
-        max_steps=4,
-        warmup_steps=0,
-        per_device_train_batch_size=3,
-        learning_rate=1e-2,
-        logging_steps=1,
-        save_steps=100,
-        num_workers=0,
-        lora_r=8,
-        lora_alpha=16,
-        freeze_encoder_layers=0,
-        dynamic_audio_ctx=True,
-        audio_ctx_weight=1000.0,  # a random model's cross-entropy would drown the KL
-    )
-    return FinetuneConfig(**(values | overrides))
+# what the distillation runs add to conftest's finetune_config: adapters in every layer, and a
+# KL weight a random model's cross-entropy cannot drown
+CONTEXT_TRAINING = dict(
+    warmup_steps=0,
+    per_device_train_batch_size=3,
+    freeze_encoder_layers=0,
+    dynamic_audio_ctx=True,
+    audio_ctx_weight=1000.0,
+)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_whisper_en_4x):
+def trained(tmp_path_factory, tiny_whisper_en_4x, finetune_config):
     """(result, logged ctx_kl per step) of a 4-step --dynamic_audio_ctx run on three clips
     (0.7-2.6 s)."""
     folder = tmp_path_factory.mktemp("ctx_train")
@@ -64,7 +52,10 @@ def trained(tmp_path_factory, tiny_whisper_en_4x):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(distill.DistillingTrainer, "log", spy)
-        return finetune(_config(folder, tiny_whisper_en_4x)), kls
+        config = finetune_config(
+            folder / "train.jsonl", tiny_whisper_en_4x, folder / "out", **CONTEXT_TRAINING
+        )
+        return finetune(config), kls
 
 
 def test_training_reduces_the_context_distillation_and_marks_the_checkpoint(trained):
@@ -77,9 +68,12 @@ def test_training_reduces_the_context_distillation_and_marks_the_checkpoint(trai
         assert read_marker(checkpoint) == ContextRule()
 
 
-def test_kl_weight_with_dynamic_audio_ctx_is_refused(tmp_path, tiny_whisper_en):
+def test_kl_weight_with_dynamic_audio_ctx_is_refused(tmp_path, tiny_whisper_en, finetune_config):
+    config = finetune_config(
+        tmp_path / "train.jsonl", tiny_whisper_en, tmp_path, **CONTEXT_TRAINING, kl_weight=0.1
+    )
     with pytest.raises(WhisperTuneError, match="--kl_weight and --dynamic_audio_ctx"):
-        finetune(_config(tmp_path, tiny_whisper_en, kl_weight=0.1))
+        finetune(config)
 
 
 def test_merge_convert_and_export_ggml_keep_the_marker(trained, tmp_path):
