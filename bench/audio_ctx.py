@@ -6,12 +6,13 @@ recorded speech), side by side in one run, CTranslate2 int8, one call per clip, 
 * stock tiny.en with full windows, and with the short context forced (``--audio_ctx 100``:
   the same rounding as ``auto`` on a tuned model; a stock model was not trained for it),
 * tiny.en after a short ``finetune --dynamic_audio_ctx`` run (merged, converted to int8), with
-  ``--audio_ctx full`` and ``auto``,
+  ``--audio_ctx full``, ``auto`` (2 s floor) and ``200`` (a 4 s floor),
 
 giving seconds per set of clips by length, the speed ratio full / short, and WER by length
 and source. The tuning is part of the run (a few minutes on a CPU); ``--steps`` sets it.
 
-Usage: ``python -m bench.audio_ctx [--smoke] [--steps N] [--output FILE]``.
+Usage: ``python -m bench.audio_ctx [--smoke] [--steps N] [--keep DIR] [--tuned_model DIR]
+[--output FILE]``.
 """
 
 from __future__ import annotations
