@@ -37,6 +37,8 @@ def test_quick_demo_walks_the_whole_pipeline(tmp_path, capsys):
     (first_loss, last_loss) = report["loss"]
     assert last_loss < first_loss
 
+    _check_side_by_side(report, "wer")
+
     artefacts = report["artefacts"]
     assert (out / "report.md").is_file()
     assert json.loads((out / "data" / "train.jsonl").read_text().splitlines()[0])["language"]
@@ -71,12 +73,24 @@ def test_quick_mandarin_demo_on_base(tmp_path, capsys):
     assert report["before"]["real"] < 0.3, "stock base detects and transcribes recorded English"
     assert report["after"]["real"] < 0.3, "the tuned base still detects and transcribes English"
     assert report["language_id"]["before"] == "6/6", report["language_id"]
-    assert int(report["language_id"]["after"].split("/")[0]) >= 5, report["language_id"]
+    # (5 of 6 here: one short clip heard as another language after 8 Mandarin steps)
+    assert int(report["language_id"]["after"].split("/")[0]) >= 4, report["language_id"]
     assert "| recorded English speech detected as English | 6/6 |" in printed
     assert report["silence_text"] == ""
     assert report["ct2_parity_ok"] and report["ct2_parity"]["parity"]["same_language"]
+    _check_side_by_side(report, "cer")
     # the held-out clip in Chinese characters, with no loop left in it (the guard cuts one back
     # to the speech before it: what a marginally trained model writes differs between CPUs)
     clip = report["held_out_clip"]["text"]
     han = sum("\u4e00" <= ch <= "\u9fff" for ch in clip)
     assert han >= 5 and han >= len(clip) // 2 and not has_loop(clip), clip
+
+
+def _check_side_by_side(report: dict, metric: str) -> None:
+    """Stock, merged, CTranslate2 int8 and GGML q5_0 scored on the held-out domain sentences:
+    each through its own engine, the three tuned forms better than the stock model."""
+    rows = report["side_by_side"]
+    assert [r["engine"] for r in rows] == ["ct2", "transformers", "ct2", "whispercpp"], rows
+    stock, *tuned = [r[metric] for r in rows]
+    assert all(score < stock for score in tuned), rows
+    assert rows[2][metric] == report["after"]["domain"], "the int8 row is the shipped model's"

@@ -4,10 +4,12 @@
    clips), split so no test sentence is trained on;
 2. evaluate the stock model; 3. fine-tune LoRA adapters on the CPU (decoder only for English;
    decoder + base's top four encoder layers for the robotic Mandarin voice; the frozen encoder
-   part runs once per clip); 4. merge; 5. evaluate again;
-6. convert to CTranslate2 (parity-checked) and transcribe a held-out clip with timestamps;
-   score recorded English speech (``data/recordings``) on it and on the stock model, the
-   language left to the model to detect;
+   part runs once per clip); 4. merge;
+5. convert to CTranslate2 int8 (parity-checked) and transcribe a held-out clip with timestamps;
+6. evaluate that int8 model, as it ships, on the same sets, and on recorded English speech
+   (``data/recordings``, the language left to the model: WER and how many it heard as
+   English); then stock, merged, CTranslate2 int8 and GGML q5_0 (whisper.cpp, with the ``ggml``
+   extra) side by side on the held-out domain sentences;
 7. check a silent clip decodes to nothing; write ``report.md`` / ``report.json``.
 """
 
@@ -24,7 +26,7 @@ from whisper_tune import corpus_text, synth
 from whisper_tune.audio import write_wav
 from whisper_tune.data.manifest import Utterance, write_manifest
 from whisper_tune.data.real_speech import write_real_speech
-from whisper_tune.evaluate import EvalConfig, evaluate
+from whisper_tune.evaluate import EvalConfig, comparison_rows, evaluate_models, rows_markdown
 from whisper_tune.fsutil import atomic_write_text
 from whisper_tune.languages import language_code
 from whisper_tune.merge import merge_lora
@@ -108,6 +110,8 @@ class DemoReport:
     loss: tuple[float | None, float | None] = (None, None)
     # recorded English clips the model detected as English, "correct/clips", before and after
     language_id: dict = field(default_factory=dict)
+    # stock, merged, CTranslate2 int8 (and GGML q5_0) on the held-out domain sentences
+    side_by_side: list[dict] = field(default_factory=list)
     ct2_parity: dict = field(default_factory=dict)
     ct2_parity_ok: bool = False  # the conversion's parity check passed (convert.parity)
     held_out_clip: dict = field(default_factory=dict)
@@ -215,11 +219,13 @@ def run_demo(config: DemoConfig) -> DemoReport:
     report.ct2_parity_ok = parity_passed(report.ct2_parity["parity"])
     report.held_out_clip, report.timestamps_ok = _transcribe(ct2_dir, held_out, language)
 
-    _step(6, "evaluating the fine-tuned model as it ships (CTranslate2 int8)")
+    _step(6, "evaluating the fine-tuned model as it ships (CTranslate2 int8), then side by side")
     report.after = _evaluate_both(str(ct2_dir), manifests, recipe, out / "eval" / "finetuned")
     report.after["real"], report.language_id["after"] = _evaluate_real(
         str(ct2_dir), manifests["test_real"], out / "eval" / "finetuned"
     )
+    deployed = [base_model, str(merged), str(ct2_dir), *_ggml_q5(merged, out / "models")]
+    report.side_by_side = _side_by_side(deployed, manifests["test_domain"], recipe, out / "eval")
 
     _step(7, "checking that silence stays silent")
     report.silence_text = _transcribe(ct2_dir, manifests["silence"], language)[0]["text"]
@@ -286,36 +292,63 @@ def build_corpus(recipe: Recipe, folder: Path, config: DemoConfig) -> dict[str, 
     return manifests
 
 
+def _scoring(recipe: Recipe, manifest: Path, models: list[str], folder: Path) -> EvalConfig:
+    """How the demo scores ``models`` on a held-out set: the recipe's metric and language,
+    punctuation removed, the language's normalisation."""
+    return EvalConfig(
+        test_data=str(manifest),
+        model_path=tuple(models),
+        metric=recipe.metric,
+        language=recipe.language,
+        remove_pun=True,
+        to_simple=recipe.language == "zh",
+        english_normalizer=recipe.language == "en",
+        batch_size=8,
+        num_workers=0,
+        output_dir=str(folder),
+    )
+
+
 def _evaluate_both(model: str, manifests: dict[str, Path], recipe: Recipe, folder: Path) -> dict:
     scores = {}
     for key in ("domain", "general"):
-        report = evaluate(
-            EvalConfig(
-                test_data=str(manifests[f"test_{key}"]),
-                model_path=model,
-                metric=recipe.metric,
-                language=recipe.language,
-                remove_pun=True,
-                to_simple=recipe.language == "zh",
-                english_normalizer=recipe.language == "en",
-                batch_size=8,
-                num_workers=0,
-                output_dir=str(folder / key),
-            )
-        )
+        manifest = manifests[f"test_{key}"]
+        (report,) = evaluate_models(_scoring(recipe, manifest, [model], folder / key))
         scores[key] = round(report.score, 4)
         print(f"    {recipe.metric.upper()} on {key} sentences: {report.score:.4f}")
     return scores
+
+
+def _ggml_q5(merged: Path, folder: Path) -> list[str]:
+    """The merged model as a whisper.cpp q5_0 file, or nothing without the ``ggml`` extra."""
+    import importlib.util
+
+    if importlib.util.find_spec("pywhispercpp") is None:
+        print("    (no GGML file: pip install 'whisper-tune[ggml]' for whisper.cpp)")
+        return []
+    from whisper_tune.convert.ggml import export_ggml
+
+    path = folder / f"{merged.name}-q5_0.bin"
+    export_ggml(str(merged), path, quantize="q5_0", local_files_only=True)
+    return [str(path)]
+
+
+def _side_by_side(models: list[str], manifest: Path, recipe: Recipe, folder: Path) -> list[dict]:
+    """Every form of the model scored on the held-out domain sentences in one evaluate run."""
+    reports = evaluate_models(_scoring(recipe, manifest, models, folder / "side_by_side"))
+    rows = comparison_rows(reports)
+    print(rows_markdown(rows))
+    return rows
 
 
 def _evaluate_real(model: str, manifest: Path, folder: Path) -> tuple[float, str]:
     """WER and language ID ("correct/clips") on the recorded English clips, CTranslate2 (the
     bundled stock model or the converted int8 one), the language left to the model: a tuned
     multilingual model must still detect it."""
-    report = evaluate(
+    (report,) = evaluate_models(
         EvalConfig(
             test_data=str(manifest),
-            model_path=model,
+            model_path=(model,),
             metric="wer",
             detect_language=True,
             remove_pun=True,
@@ -363,6 +396,10 @@ def _write_report(report: DemoReport, out: Path) -> None:
         "",
         report.table(),
         "",
+        "Held-out domain sentences, every form of the model (stock, merged, CTranslate2 int8, "
+        "GGML q5_0):",
+        "",
+        rows_markdown(report.side_by_side),
         f"- train utterances: {report.train_utterances} (incl. no-speech clips); held-out "
         f"domain: {report.test_domain_utterances}, general: {report.test_general_utterances}, "
         f"recorded: {report.test_real_utterances}",

@@ -447,7 +447,11 @@ def comparison_rows(reports: list[EvalReport]) -> list[dict]:
 
 def comparison_markdown(reports: list[EvalReport]) -> str:
     """The side-by-side table as Markdown."""
-    rows = comparison_rows(reports)
+    return rows_markdown(comparison_rows(reports))
+
+
+def rows_markdown(rows: list[dict]) -> str:
+    """:func:`comparison_rows` as a Markdown table."""
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(row[key]) for key in header) + " |" for row in rows]
