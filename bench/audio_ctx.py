@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.harness import bench_parser, finish, machine, markdown_table, parse_args, side_by_side
-from bench.speech import Speech, spoken
+from bench.speech import Speech, corpus_word_error_rate, spoken
 
 NAME = "audio_ctx"
 MODEL = "tiny.en"
@@ -173,19 +173,6 @@ def _bucket_names() -> list[str]:
     return [f"{low:g}-{high:g} s" for low, high in BUCKETS]
 
 
-def _wer(pairs: Sequence[tuple[str, str]]) -> float:
-    """Corpus WER (errors / reference words) after Whisper's English normaliser."""
-    from bench.speech import _SCORING
-    from whisper_tune.text import count_errors, metric_units
-
-    errors = words = 0
-    for reference, hypothesis in pairs:
-        ref = metric_units(_SCORING.apply(reference), "wer")
-        errors += count_errors(ref, metric_units(_SCORING.apply(hypothesis), "wer"))
-        words += len(ref)
-    return errors / max(1, words)
-
-
 def summarize(measured: dict) -> list[dict]:
     """One row per config: seconds and WER per length bucket and source, and overall."""
     timings, buckets = measured["timings"], measured["buckets"]
@@ -202,7 +189,9 @@ def summarize(measured: dict) -> list[dict]:
                 for key in (bucket, source, "all"):
                     pairs_by.setdefault(key, []).append((speech.text, text))
         row["seconds"]["all"] = round(total, 3)
-        row["wer"] = {key: round(_wer(pairs), 4) for key, pairs in pairs_by.items()}
+        row["wer"] = {
+            key: round(corpus_word_error_rate(pairs), 4) for key, pairs in pairs_by.items()
+        }
         rows.append(row)
     return rows
 

@@ -47,6 +47,15 @@ def long_speech(parts: Sequence[Speech], min_seconds: float, gap_seconds: float 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
     """WER after Whisper's English normaliser and punctuation removal."""
-    ref = metric_units(_SCORING.apply(reference), "wer")
-    hyp = metric_units(_SCORING.apply(hypothesis), "wer")
-    return count_errors(ref, hyp) / max(1, len(ref))
+    return corpus_word_error_rate([(reference, hypothesis)])
+
+
+def corpus_word_error_rate(pairs: Sequence[tuple[str, str]]) -> float:
+    """WER over (reference, hypothesis) pairs: all errors / all reference words, scored as
+    :func:`word_error_rate` scores one pair."""
+    errors = words = 0
+    for reference, hypothesis in pairs:
+        ref = metric_units(_SCORING.apply(reference), "wer")
+        errors += count_errors(ref, metric_units(_SCORING.apply(hypothesis), "wer"))
+        words += len(ref)
+    return errors / max(1, words)

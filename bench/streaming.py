@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Sequence
 
-import jiwer
 import numpy as np
 
 from bench.harness import (
@@ -32,12 +31,12 @@ from bench.harness import (
     parse_args,
     require_positive,
 )
+from bench.speech import word_error_rate
 from whisper_tune.audio import SAMPLE_RATE
 from whisper_tune.corpus_text import ENGLISH_GENERAL
 from whisper_tune.inference import TranscribeOptions, load_transcriber
 from whisper_tune.inference.streaming import StreamingTranscriber
 from whisper_tune.synth import concatenate, synthesize
-from whisper_tune.text import normalize_english
 
 NAME = "streaming"
 MODEL = "tiny.en"
@@ -104,18 +103,14 @@ def measure(transcriber, audio, offline: str, reference: str, streams: int, beam
         "median_lag_s": round(statistics.median(lags), 3),
         "p95_lag_s": round(lags[min(len(lags) - 1, int(0.95 * len(lags)))], 3),
         "max_lag_s": round(lags[-1], 3),
-        "wer_vs_offline": round(statistics.mean(_wer(offline, t) for t in texts), 4),
-        "wer_vs_text": round(statistics.mean(_wer(reference, t) for t in texts), 4),
+        "wer_vs_offline": round(statistics.mean(word_error_rate(offline, t) for t in texts), 4),
+        "wer_vs_text": round(statistics.mean(word_error_rate(reference, t) for t in texts), 4),
         "wall_s": round(wall, 2),
-        "texts_off_offline": [t for t in texts if _wer(offline, t)],  # what went wrong
+        "texts_off_offline": [t for t in texts if word_error_rate(offline, t)],  # what went wrong
         "audio_s": round(len(audio) / SAMPLE_RATE, 2),
     }
     require_positive(row, ("median_lag_s", "p95_lag_s"), f"{streams} stream(s)")
     return row
-
-
-def _wer(reference: str, hypothesis: str) -> float:
-    return jiwer.wer(normalize_english(reference), normalize_english(hypothesis))
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -129,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     transcriber = load_transcriber(MODEL, num_workers=WORKERS)
     record["compute_type"] = getattr(transcriber, "compute_type", "?")
     offline = " ".join(s.text for s in transcriber.transcribe(audio, TranscribeOptions())[0])
-    record["offline_wer_vs_text"] = round(_wer(reference, offline), 4)
+    record["offline_wer_vs_text"] = round(word_error_rate(reference, offline), 4)
     for streams, beam in levels:
         row = measure(transcriber, audio, offline, reference, streams, beam)
         print(f"{streams} stream(s), beam {beam}: {row}", file=sys.stderr)
