@@ -33,7 +33,6 @@ is skipped and the report says so.
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 import tempfile
 import time
@@ -73,10 +72,11 @@ def precisions(device: str) -> list[str]:
 def installed(model: str) -> bool:
     """Whether the bundled model's package is on this machine."""
     from whisper_tune import zoo
+    from whisper_tune.errors import ModelError
 
     try:
         zoo.bundled_ct2_dir(model)
-    except Exception:  # noqa: BLE001 — the zoo names the missing package; the report says skipped
+    except ModelError:  # the zoo names the missing package; the report says skipped
         return False
     return True
 
@@ -353,9 +353,10 @@ def _sentences() -> list[str]:
 
 def _heldout(manifest: str) -> list[Speech]:
     from whisper_tune.audio import load_audio
+    from whisper_tune.data.manifest import read_manifest
 
-    rows = [json.loads(line) for line in Path(manifest).read_text().splitlines() if line.strip()]
-    return [Speech(load_audio(r["audio"]["path"]), r["sentence"]) for r in rows]
+    utterances, _ = read_manifest(manifest)
+    return [Speech(load_audio(u.audio_path), u.sentence) for u in utterances]
 
 
 def check(record: dict) -> None:
