@@ -107,6 +107,24 @@ def test_words_that_take_no_time_at_the_end_are_not_heard():
     assert stream.end_turn().turn.text == "hello there."
 
 
+def test_a_segment_of_punctuation_alone_is_not_heard():
+    class TrailingDot:
+        """Says "hello there." and then a timed segment that is only "." (CI once committed
+        "… tomorrow. ." from tiny.en)."""
+
+        engine = "scripted"
+
+        def transcribe(self, audio, options):
+            said = (Word(0.2, 0.6, "hello", 1.0), Word(0.7, 1.0, "there.", 1.0))
+            dot = (Word(1.2, 1.5, ".", 1.0),)
+            segments = [Segment(0.2, 1.0, "hello there.", said), Segment(1.2, 1.5, ".", dot)]
+            return iter(segments), TranscriptionInfo("en", 1.0, len(audio) / SAMPLE_RATE)
+
+    stream = StreamingTranscriber(TrailingDot(), settings=NO_VAD)
+    feed(stream, np.zeros(3 * SAMPLE_RATE, np.float32))
+    assert stream.end_turn().turn.text == "hello there."
+
+
 def test_settings_are_checked():
     with pytest.raises(WhisperTuneError, match="trim_seconds"):
         StreamingSettings(trim_seconds=40)

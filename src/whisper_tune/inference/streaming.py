@@ -341,12 +341,14 @@ def _speech_regions(audio: np.ndarray, settings: StreamingSettings) -> list[tupl
 def _heard(segments: list[Segment]) -> list[Word]:
     """The words Whisper timed as spoken. At the end of a buffer it sometimes adds a phrase
     of words that take no time ("Thank you very much.", or the sentence again): a segment
-    whose words mostly take none is dropped, and so are such words at the very end."""
+    whose words mostly take none is dropped, and so are such words at the very end. A segment
+    of punctuation alone (a lone "." after the sentence) says nothing and is dropped too."""
     words: list[Word] = []
     for segment in segments:
         timed = segment.words or _spread(segment)
         empty = sum(w.end - w.start < _NO_TIME for w in timed)
-        if timed and empty * 2 < len(timed):
+        spoken = any(ch.isalnum() for w in timed for ch in w.word)
+        if timed and spoken and empty * 2 < len(timed):
             words.extend(timed)
     while words and words[-1].end - words[-1].start < _NO_TIME:
         words.pop()
