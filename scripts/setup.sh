@@ -70,7 +70,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ] || ! "$VPY" -c "import whisper_t
     "$VPY" -m pip install -q "torch==2.13.0" || \
       "$VPY" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
   fi
-  "$VPY" -m pip install -q -e ".[dev,gui,ggml,demo,hub,track]"
+  "$VPY" -m pip install -q -e ".[dev,gui,ggml,demo,hub,track,ray]"
   echo "$WANT" > "$STAMP"
 else
   echo "requirements unchanged since the last setup: nothing to install"

@@ -9,6 +9,9 @@ import typing
 
 from whisper_tune.engine_settings import EngineSettings
 
+if typing.TYPE_CHECKING:
+    from whisper_tune.inference.ray_runner import RaySettings
+
 T = typing.TypeVar("T")
 
 
@@ -167,3 +170,33 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
     if isinstance(settings.model_path, list):
         return dataclasses.replace(settings, model_path=settings.model_path[0])
     return settings
+
+
+def add_ray_options(parser: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]`` and the actor pool's flags (:class:`RaySettings`' fields)."""
+    from whisper_tune.inference.ray_runner import RaySettings
+
+    group = parser.add_argument_group(
+        "ray", "spread the files over a Ray cluster (pip install 'whisper-tune[ray]')"
+    )
+    add(
+        group,
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray: ADDRESS is the head's host:port or ray://host:port; alone, "
+        "$RAY_ADDRESS, else the cluster `ray start` started on this machine, else a new local "
+        "Ray. Needs --output_dir; resumable: a rerun skips the files its job log says are done",
+    )
+    add_config_options(group, RaySettings)
+
+
+def ray_settings(args: argparse.Namespace) -> RaySettings | None:
+    """The :class:`RaySettings` of :func:`add_ray_options`' flags; None without ``--ray``."""
+    from whisper_tune.inference.ray_runner import RaySettings
+
+    if args.ray is None:
+        return None
+    return config_from_args(RaySettings, args, address=args.ray or None)

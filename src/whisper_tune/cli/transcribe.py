@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from whisper_tune.cli._args import add, add_bool, add_model_options, engine_settings, str2bool
+from whisper_tune.cli._args import (
+    add,
+    add_bool,
+    add_model_options,
+    add_ray_options,
+    engine_settings,
+    ray_settings,
+    str2bool,
+)
 from whisper_tune.engine_settings import FILE_BATCH_SIZE, EngineSettings
 
 COMMAND = "transcribe"
@@ -18,13 +26,22 @@ Short files (up to 30 s) are decoded several at a time (--batch_size); txt outpu
 without timestamp tokens, every other format with them.
 A hallucination guard drops segments decoded from silence, repeated-phrase loops and
 degenerate text; --no_hallucination_guard keeps everything.
+With --ray the files are spread over a Ray cluster (one model per actor); each file's output
+and its line in <output_dir>/transcripts.jsonl are written as it finishes, and a rerun skips
+the files already done.
 """
 
 OUTPUT_FORMATS = ("json", "verbose_json", "txt", "srt", "vtt", "tsv", "all")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    add(parser, "--audio_path", nargs="+", required=True, help="audio files and/or folders")
+    add(
+        parser,
+        "--audio_path",
+        nargs="+",
+        required=True,
+        help="audio files, folders and/or JSONL manifests (their audio_path fields)",
+    )
     add_model_options(parser, EngineSettings(), "parallel ct2 decoders (threads)")
     add(parser, "--language", default=None, help="language code or name; default: detect")
     add(
@@ -75,6 +92,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="json is the seed's shape; verbose_json adds scores, tokens and words",
     )
     _add_subtitle_options(parser)
+    add_ray_options(parser)
     add(
         parser,
         "--no_hallucination_guard",
@@ -121,7 +139,7 @@ def _add_subtitle_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from whisper_tune.inference.files import OutputSettings, transcribe_files
+    from whisper_tune.inference.files import OutputSettings, transcribe_files, transcribe_on_ray
     from whisper_tune.inference.subtitles import SubtitleOptions
     from whisper_tune.inference.types import TranscribeOptions
 
@@ -131,28 +149,29 @@ def _run(args: argparse.Namespace) -> int:
         max_words_per_line=args.max_words_per_line,
         highlight_words=args.highlight_words,
     )
-    transcribe_files(
-        args.audio_path,
-        engine_settings(args),
-        TranscribeOptions(
-            language=args.language,
-            task=args.task,
-            beam_size=args.beam_size,
-            batch_size=args.batch_size or 1,
-            vad_filter=args.vad_filter,
-            word_timestamps=args.word_timestamps or subtitles.uses_words,
-            initial_prompt=args.initial_prompt,
-            hotwords=args.hotwords,
-            hallucination_guard=not args.no_hallucination_guard,
-            to_simple=args.to_simple,
-            remove_pun=args.remove_pun,
-            **_set(condition_on_previous_text=args.condition_on_previous_text),
-        ),
-        OutputSettings(
-            output_dir=args.output_dir, output_format=args.output_format, subtitles=subtitles
-        ),
-        file_batch=args.batch_size or FILE_BATCH_SIZE,
+    options = TranscribeOptions(
+        language=args.language,
+        task=args.task,
+        beam_size=args.beam_size,
+        batch_size=args.batch_size or 1,
+        vad_filter=args.vad_filter,
+        word_timestamps=args.word_timestamps or subtitles.uses_words,
+        initial_prompt=args.initial_prompt,
+        hotwords=args.hotwords,
+        hallucination_guard=not args.no_hallucination_guard,
+        to_simple=args.to_simple,
+        remove_pun=args.remove_pun,
+        **_set(condition_on_previous_text=args.condition_on_previous_text),
     )
+    output = OutputSettings(
+        output_dir=args.output_dir, output_format=args.output_format, subtitles=subtitles
+    )
+    file_batch = args.batch_size or FILE_BATCH_SIZE
+    ray = ray_settings(args)
+    if ray is not None:
+        transcribe_on_ray(args.audio_path, engine_settings(args), options, output, ray, file_batch)
+    else:
+        transcribe_files(args.audio_path, engine_settings(args), options, output, file_batch)
     return 0
 
 

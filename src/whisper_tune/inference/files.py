@@ -16,9 +16,11 @@ from tqdm import tqdm
 
 from whisper_tune.audio import SAMPLE_RATE, load_audio
 from whisper_tune.engine_settings import FILE_BATCH_SIZE, EngineSettings
-from whisper_tune.errors import AudioError, WhisperTuneError
+from whisper_tune.errors import AudioError, ManifestError, WhisperTuneError
 from whisper_tune.inference.batching import is_short, transcribe_short
+from whisper_tune.inference.file_jobs import FileOutcome, FileWorker, JobSummary
 from whisper_tune.inference.loader import load_transcriber
+from whisper_tune.inference.ray_runner import RaySettings, run_on_ray
 from whisper_tune.inference.subtitles import SubtitleOptions
 from whisper_tune.inference.types import (
     Segment,
@@ -31,6 +33,7 @@ from whisper_tune.inference.writers import (
     Transcript,
     get_writer,
     make_writer,
+    make_writers,
     seed_json,
 )
 
@@ -40,6 +43,7 @@ AUDIO_EXTENSIONS = frozenset(
     {".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac", ".wma", ".webm", ".mp4", ".mkv"}
     | {".mov", ".amr", ".aiff", ".aif"}
 )
+JOB_LOG = "transcripts.jsonl"  # transcribe --ray's resumable job log, in --output_dir
 
 
 @dataclass
@@ -53,7 +57,8 @@ class OutputSettings:
 
 
 def collect_audio_files(paths: Iterable[str | Path]) -> list[Path]:
-    """The given files, and the audio files (by extension) directly inside given folders."""
+    """The given files, the audio files (by extension) directly inside given folders, and
+    the ``audio_path`` of each line of given JSONL manifests."""
     files: list[Path] = []
     for given in paths:
         path = Path(given).expanduser()
@@ -62,6 +67,8 @@ def collect_audio_files(paths: Iterable[str | Path]) -> list[Path]:
             if not found:
                 raise AudioError(f"{path}: no audio files in this folder")
             files.extend(found)
+        elif path.suffix.lower() == ".jsonl" and path.is_file():
+            files.extend(manifest_audio_files(path))
         elif path.is_file():
             files.append(path)
         else:
@@ -69,6 +76,30 @@ def collect_audio_files(paths: Iterable[str | Path]) -> list[Path]:
     if not files:
         raise AudioError("no audio given")
     return files
+
+
+def manifest_audio_files(manifest: Path) -> list[Path]:
+    """Each audio file a JSONL manifest names (``audio_path``, relative to the manifest's
+    folder), once; a line without one, or naming a missing file, is an error naming it."""
+    base_dir = manifest.resolve().parent
+    files: list[Path] = []
+    with manifest.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)["audio_path"]
+            except (ValueError, KeyError, TypeError):
+                value = None
+            if not isinstance(value, str):
+                raise ManifestError(f"{manifest}:{number}: no 'audio_path' string field")
+            audio = base_dir / Path(value).expanduser()
+            if not audio.is_file():
+                raise AudioError(f"{manifest}:{number}: audio file not found: {audio}")
+            files.append(audio)
+    if not files:
+        raise ManifestError(f"{manifest}: no lines")
+    return list(dict.fromkeys(files))
 
 
 def transcribe_files(
@@ -90,8 +121,7 @@ def transcribe_files(
     files = collect_audio_files(audio_paths)
     _check_output(output, len(files))
     transcriber = load_transcriber(engine)
-    if output.output_format == "txt":
-        options = dataclasses.replace(options, timestamps=False)
+    options = _shown(options, output.output_format)
     writer = (
         get_writer(output.output_format, output.output_dir, output.subtitles)
         if output.output_dir
@@ -99,7 +129,7 @@ def transcribe_files(
     )
     stdout = output.stdout or sys.stdout
     written: list[Path] = []
-    failed: list[str] = []
+    failed: dict[str, str] = {}
     bar = tqdm(total=len(files), unit="file", disable=len(files) == 1 or None)
     for path, transcript in _transcripts(transcriber, files, options, file_batch, failed, bar):
         if writer is not None:
@@ -112,6 +142,8 @@ def transcribe_files(
             line = {"audio_path": str(path), **seed_json(transcript)}
             stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
     bar.close()
+    if len(files) == 1 and failed:
+        raise AudioError(*failed.values())
     if failed:
         raise AudioError(
             f"{len(failed)} of {len(files)} files could not be read: {', '.join(failed)}"
@@ -119,17 +151,90 @@ def transcribe_files(
     return written
 
 
+def transcribe_on_ray(
+    audio_paths: Sequence[str | Path],
+    engine: EngineSettings,
+    options: TranscribeOptions,
+    output: OutputSettings,
+    ray: RaySettings,
+    file_batch: int = FILE_BATCH_SIZE,
+) -> JobSummary:
+    """:func:`transcribe_files` spread over a Ray cluster, resumable: each actor loads the
+    model once and decodes ``file_batch`` files at a time; each file's outputs and its line
+    in ``<output_dir>/transcripts.jsonl`` are written as it finishes, and a rerun skips the
+    files that line says are done. Ends with an error naming the files that failed."""
+    if output.output_dir is None:
+        raise WhisperTuneError(
+            f"--ray writes files: give --output_dir (one output per file and {JOB_LOG} go there)"
+        )
+    files = collect_audio_files(audio_paths)
+    _check_output(output, len(files))
+    job = TranscribeJob(engine, _shown(options, output.output_format), output, file_batch)
+    log = Path(output.output_dir) / JOB_LOG
+    summary = run_on_ray(
+        files,
+        job,
+        log,
+        settings=ray,
+        files_per_batch=file_batch,
+        output_dir=output.output_dir,
+        desc="transcribe",
+    )
+    summary.check(log)
+    return summary
+
+
+@dataclass(frozen=True)
+class TranscribeJob:
+    """A worker factory (see :mod:`whisper_tune.inference.file_jobs`): its worker loads the
+    model once, then transcribes batches of files as :func:`transcribe_files` does; each
+    file's result is the seed's JSON record, its outputs the files ``output`` asks for."""
+
+    engine: EngineSettings
+    options: TranscribeOptions
+    output: OutputSettings
+    file_batch: int = FILE_BATCH_SIZE
+
+    def __call__(self) -> FileWorker:
+        transcriber = load_transcriber(self.engine)
+        writers = make_writers(self.output.output_format, subtitles=self.output.subtitles)
+
+        def transcribe(paths: Sequence[str]) -> list[FileOutcome]:
+            failed: dict[str, str] = {}
+            done: dict[str, FileOutcome] = {}
+            files = [Path(path) for path in paths]
+            bar = tqdm(disable=True)
+            for path, transcript in _transcripts(
+                transcriber, files, self.options, self.file_batch, failed, bar
+            ):
+                done[str(path)] = FileOutcome(
+                    result=seed_json(transcript),
+                    audio_seconds=transcript.duration,
+                    outputs={w.file_name(path): w.format(transcript) for w in writers},
+                )
+            return [done.get(path) or FileOutcome(error=failed[path]) for path in paths]
+
+        return transcribe
+
+
+def _shown(options: TranscribeOptions, output_format: str) -> TranscribeOptions:
+    """``options`` as the output needs them: txt shows no times, so none are decoded."""
+    if output_format == "txt":
+        return dataclasses.replace(options, timestamps=False)
+    return options
+
+
 def _transcripts(
     transcriber: Transcriber,
     files: Sequence[Path],
     options: TranscribeOptions,
     file_batch: int,
-    failed: list[str],
+    failed: dict[str, str],
     bar: tqdm,
 ) -> Iterator[tuple[Path, Transcript]]:
     """Each readable file's transcript, in order: short files gathered ``file_batch`` at a
     time and decoded together, a long file decoded alone as its turn comes. An unreadable
-    file is logged and added to ``failed`` (with one file, its error is raised)."""
+    file is logged and its error put in ``failed`` under its path."""
     pending: list[tuple[Path, np.ndarray]] = []
 
     def flush() -> Iterator[tuple[Path, Transcript]]:
@@ -143,10 +248,9 @@ def _transcripts(
         try:
             audio = load_audio(path)
         except AudioError as exc:
-            if len(files) == 1:
-                raise
-            log.error("skipped %s", exc)
-            failed.append(str(path))
+            if len(files) > 1:
+                log.error("skipped %s", exc)
+            failed[str(path)] = str(exc)
             bar.update(1)
             continue
         if is_short(audio):

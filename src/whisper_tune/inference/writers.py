@@ -66,8 +66,11 @@ class ResultWriter:
 
     def __call__(self, transcript: Transcript, audio_path: str | Path) -> Path:
         """Write ``<output_dir>/<audio stem>.<extension>`` and return its path."""
-        path = self.output_dir / f"{Path(audio_path).stem}.{self.extension}"
-        return self.write(transcript, path)
+        return self.write(transcript, self.output_dir / self.file_name(audio_path))
+
+    def file_name(self, audio_path: str | Path) -> str:
+        """``<audio stem>.<extension>``: the name of ``audio_path``'s output."""
+        return f"{Path(audio_path).stem}.{self.extension}"
 
     def write(self, transcript: Transcript, path: str | Path) -> Path:
         atomic_write_text(path, self.format(transcript))
@@ -220,6 +223,16 @@ def make_writer(
     return cls(output_dir, subtitles) if issubclass(cls, SubtitlesWriter) else cls(output_dir)
 
 
+def make_writers(
+    output_format: str,
+    output_dir: str | Path = ".",
+    subtitles: SubtitleOptions = SubtitleOptions(),
+) -> list[ResultWriter]:
+    """The writer of ``output_format``, or one of each format for ``all``."""
+    formats = list(WRITERS) if output_format == "all" else [output_format]
+    return [make_writer(fmt, output_dir, subtitles) for fmt in formats]
+
+
 def get_writer(
     output_format: str,
     output_dir: str | Path,
@@ -227,8 +240,7 @@ def get_writer(
 ) -> Callable[[Transcript, str | Path], list[Path]]:
     """A function writing a transcript in ``output_format`` (or ``all`` of them) into
     ``output_dir``, returning the paths written."""
-    formats = list(WRITERS) if output_format == "all" else [output_format]
-    writers = [make_writer(fmt, output_dir, subtitles) for fmt in formats]
+    writers = make_writers(output_format, output_dir, subtitles)
 
     def write_all(transcript: Transcript, audio_path: str | Path) -> list[Path]:
         return [writer(transcript, audio_path) for writer in writers]
