@@ -19,6 +19,7 @@ from whisper_tune.errors import WhisperTuneError
 _PIPELINE_ORDER = (
     "demo",
     "prepare",
+    "label",
     "finetune",
     "merge",
     "evaluate",
