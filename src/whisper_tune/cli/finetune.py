@@ -18,8 +18,9 @@ the model greedily transcribes the first --eval_max_samples test utterances and 
 (--metric_for_best_model loss: the lowest eval loss). With --regression_data (general speech
 the model must not forget), checkpoint-best is chosen only among checkpoints whose metric on
 it stays within --max_regression of the base model's.
-Multi-process: torchrun --nproc_per_node=2 -m whisper_tune.cli finetune ... or
-accelerate launch -m whisper_tune.cli finetune ... (see configs/ for accelerate and DeepSpeed).
+Multi-process and multi-node: torchrun --nproc_per_node=2 -m whisper_tune.cli finetune ... or
+accelerate launch -m whisper_tune.cli finetune ... (see configs/ for accelerate and DeepSpeed,
+and the README for several machines and SLURM).
 """
 
 
@@ -41,6 +42,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"eval loss at checkpoint-best {result.best_eval_loss:.4f}")
     if result.skipped_audio:
         print(f"skipped {result.skipped_audio} unreadable audio files")
+    if not result.wrote_checkpoints:  # another process of a multi-process run wrote them
+        print("checkpoints: written by rank 0 (--save_on_each_node: by each node's first process)")
+        return 0
     print(f"final checkpoint: {result.final_checkpoint}")
     best = f"best checkpoint:  {result.best_checkpoint}"
     if result.best_step is not None:

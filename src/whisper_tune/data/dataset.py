@@ -124,8 +124,10 @@ class ReplayMix(torch.utils.data.Dataset):
 class ShardStream(torch.utils.data.IterableDataset):
     """Streams a sharded corpus through a shuffle buffer; memory stays bounded.
 
-    Under torchrun/accelerate the Trainer's dataloader dispatches batches from the main
-    process, so the stream itself is split only between DataLoader workers.
+    Each process (``rank`` of ``world_size``) and each of its DataLoader workers is one
+    reader of its own shards, so the nodes of a multi-node run read disjoint shards, each
+    from its own storage. ``num_samples`` is what this process yields (every process the same
+    number, so all take the same steps).
     """
 
     def __init__(
@@ -136,6 +138,8 @@ class ShardStream(torch.utils.data.IterableDataset):
         min_audio_len: float,
         max_audio_len: float,
         shuffle_buffer: int = 1000,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.shards = shards
         self.make_sample = make_sample
@@ -143,25 +147,28 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.min_audio_len = min_audio_len
         self.max_audio_len = max_audio_len
         self.shuffle_buffer = shuffle_buffer
+        self.rank = rank
+        self.world_size = world_size
 
     def __iter__(self) -> Iterator[dict]:
         from whisper_tune.data.shards import iter_shard_samples
 
         worker = torch.utils.data.get_worker_info()
         workers = worker.num_workers if worker else 1
-        worker_id = worker.id if worker else 0
+        reader = self.rank * workers + (worker.id if worker else 0)
+        readers = self.world_size * workers
         stream = iter_shard_samples(
             self.shards,
             shuffle_buffer=self.shuffle_buffer,
             seed=self.make_sample.seed,
-            rank=worker_id,
-            world_size=workers,
+            rank=reader,
+            world_size=readers,
             num_samples=-(-self.num_samples // workers),
             min_audio_len=self.min_audio_len,
             max_audio_len=self.max_audio_len,
         )
         for index, (utterance, audio) in enumerate(stream):
-            yield self.make_sample(utterance, audio, index * workers + worker_id)
+            yield self.make_sample(utterance, audio, index * readers + reader)
 
 
 class DatasetStream(torch.utils.data.IterableDataset):

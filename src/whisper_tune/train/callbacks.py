@@ -26,14 +26,15 @@ class AdaLoraBudgetCallback(TrainerCallback):
 
 
 class RunConfigCallback(TrainerCallback):
-    """Saves ``run_config.json`` into every checkpoint folder the Trainer writes."""
+    """Saves ``run_config.json`` into every checkpoint folder the Trainer writes (on every
+    node with ``--save_on_each_node``)."""
 
     def __init__(self, config: FinetuneConfig, facts: dict) -> None:
         self.config = config
         self.facts = facts
 
     def on_save(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
+        if args.should_save:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir():
                 self.config.save(folder, global_step=state.global_step, **self.facts)

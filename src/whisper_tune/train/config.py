@@ -201,6 +201,13 @@ class FinetuneConfig:
     save_total_limit: int = option(
         10, help="keep at most N step checkpoints (the best is always kept)", group=TRAINING
     )
+    save_on_each_node: bool = option(
+        False,
+        help="multi-node training on machines that share no storage: the first process of "
+        "every node writes the checkpoints to its own --output_dir (so each node can resume); "
+        "leave it off when the nodes share a filesystem (they would write the same folders)",
+        group=TRAINING,
+    )
     num_workers: int = option(2, help="DataLoader worker processes", group=TRAINING)
     fp16: bool | None = option(
         None, help="float16 mixed precision (default: on when a CUDA GPU exists)", group=TRAINING

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from whisper_tune.audio_context import ContextRule
-from whisper_tune.data.dataset import FRAMES_KEY
+from whisper_tune.data.dataset import FRAMES_KEY, ShardStream
 from whisper_tune.data.targets import IGNORE
 from whisper_tune.train.audio_ctx import label_cross_entropy, truncated_logits
 from whisper_tune.train.metric_eval import SelectingTrainer
@@ -35,6 +35,17 @@ def kl_to_reference(
     return torch.nn.functional.kl_div(adapted, base, log_target=True, reduction="batchmean")
 
 
+def average_gradients(parameters) -> None:
+    """Replace each gradient by its mean over the processes (what DDP does for a forward that
+    goes through its wrapper; a loss computed on the unwrapped model leaves that to us)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    flat = torch.cat([grad.reshape(-1) for grad in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= torch.distributed.get_world_size()
+    for grad, mean in zip(grads, flat.split([grad.numel() for grad in grads]), strict=True):
+        grad.copy_(mean.view_as(grad))
+
+
 class DistillingTrainer(SelectingTrainer):
     """A :class:`SelectingTrainer` whose training loss adds ``kl_weight`` × the KL term
     (evaluation losses stay plain cross-entropy); the logs show the KL as ``kl``.
@@ -42,6 +53,11 @@ class DistillingTrainer(SelectingTrainer):
     With ``audio_context`` (``--dynamic_audio_ctx``) the training loss is instead that of the
     truncated-context pass (:mod:`whisper_tune.train.audio_ctx`), its KL logged as ``ctx_kl``;
     batches then carry each clip's audio frames, which evaluation (at 30 s) drops.
+
+    The audio-context pass runs the encoder by hand on the unwrapped model, so under DDP its
+    gradients are averaged over the processes here, once per optimizer step.
+    A sharded corpus is split between the processes by the stream itself (each reads its own
+    shards), so accelerate must not split it again.
     """
 
     def __init__(
@@ -59,6 +75,25 @@ class DistillingTrainer(SelectingTrainer):
         if audio_context is not None:
             self.loss_is_scaled_for_ga = False  # a mean per batch, as the KL term is
         self._logged: dict[str, list[torch.Tensor]] = {}
+
+    def get_train_dataloader(self):
+        from accelerate.data_loader import IterableDatasetShard
+
+        loader = super().get_train_dataloader()
+        shard = loader.dataset
+        if isinstance(self.train_dataset, ShardStream) and isinstance(shard, IterableDatasetShard):
+            # accelerate's wrapper would keep every n-th batch of this process' stream, which
+            # already is its share: make it pass everything through, as transformers does for
+            # its rank-aware BatchRebalanceSampler
+            shard.num_processes, shard.process_index = 1, 0
+        return loader
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        distributed = self.audio_context is not None and self.args.world_size > 1
+        if distributed and self.accelerator.sync_gradients:  # the step's last micro-batch
+            average_gradients(model.parameters())
+        return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         frames = inputs.pop(FRAMES_KEY, None)

@@ -72,6 +72,7 @@ class FinetuneResult:
     train_samples_per_second: float
     skipped_audio: int
     world_size: int
+    wrote_checkpoints: bool  # this process wrote them (rank 0, or each node's first process)
     metric: str | None
     best_step: int | None
     selection: str | None
@@ -99,7 +100,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         augment=_load_augmenter(config.augment_config_path),
         seed=config.seed,
     )
-    train_set, train_size = _training_data(config, make_sample, world_size)
+    train_set, train_size = _training_data(config, make_sample, rank, world_size)
     eval_set = _eval_data(config.test_data, config, make_sample) if config.test_data else None
     regression_set = (
         _eval_data(config.regression_data, config, make_sample, config.eval_max_samples)
@@ -161,7 +162,14 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
 
     trainer = DistillingTrainer(
         model=model,
-        args=_training_arguments(config, run_dir, total_steps, eval_set is not None, world_size),
+        args=_training_arguments(
+            config,
+            run_dir,
+            total_steps,
+            eval_set is not None,
+            world_size,
+            isinstance(train_set, ShardStream),
+        ),
         train_dataset=train_set,
         eval_dataset=eval_set,
         data_collator=collator,
@@ -189,7 +197,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     best_record = rule.choice.record if rule.choice else None
     final = run_dir / "checkpoint-final"
     best = run_dir / "checkpoint-best"
-    if trainer.is_world_process_zero():
+    if trainer.args.should_save:
         _save_checkpoint(trainer, processor, final, config, facts)
         best_source = trainer.state.best_model_checkpoint
         if best_record and best_source and Path(best_source).is_dir():
@@ -215,6 +223,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         train_samples_per_second=output.metrics.get("train_samples_per_second", 0.0),
         skipped_audio=len(collator.skipped),
         world_size=world_size,
+        wrote_checkpoints=trainer.args.should_save,
         metric=rule.metric if eval_set is not None else None,
         best_step=best_record.step if best_record else None,
         selection=selection,
@@ -295,7 +304,7 @@ def _load_augmenter(path: str | None):
     return load_augmenter(path)
 
 
-def _training_data(config: FinetuneConfig, make_sample: SampleMaker, world: int):
+def _training_data(config: FinetuneConfig, make_sample: SampleMaker, rank: int, world: int):
     from whisper_tune.data.shards import is_sharded_corpus
 
     sharded = is_sharded_corpus(config.train_data)
@@ -308,28 +317,29 @@ def _training_data(config: FinetuneConfig, make_sample: SampleMaker, world: int)
                 "--replay_data mixes a manifest into a manifest training set; "
                 f"with {what}, add the general speech to the corpus instead"
             )
-        samples = (
+        per_process = (
             config.max_steps
             * config.per_device_train_batch_size
-            * world
-            * (config.gradient_accumulation_steps)
+            * config.gradient_accumulation_steps
         )
         streamed = _with_prompts(make_sample, [], config)  # streamed: the lines' own prompts
-        if sharded:
+        if sharded:  # each process reads its own shards
             stream = ShardStream(
                 config.train_data,
                 streamed,
-                samples,
+                per_process,
                 config.min_audio_len,
                 config.max_audio_len,
                 config.shuffle_buffer,
+                rank,
+                world,
             )
-        else:
+        else:  # read by the main process, its batches dispatched to the others
             stream = DatasetStream(
                 config.train_data,
                 DatasetOptions.of(config),
                 streamed,
-                samples,
+                per_process * world,
                 (config.min_audio_len, config.max_audio_len, config.skip_bad),
                 config.shuffle_buffer,
             )
@@ -455,8 +465,15 @@ def _load_kwargs(config: FinetuneConfig) -> dict:
 
 
 def _training_arguments(
-    config: FinetuneConfig, run_dir: Path, total_steps: int, has_eval: bool, world_size: int
+    config: FinetuneConfig,
+    run_dir: Path,
+    total_steps: int,
+    has_eval: bool,
+    world_size: int,
+    rank_split: bool,
 ):
+    """``rank_split``: the training stream splits itself between the processes (shards), so
+    each process loads its own batches instead of the main one dispatching them."""
     from transformers import TrainingArguments
 
     cuda = torch.cuda.is_available()
@@ -476,6 +493,7 @@ def _training_arguments(
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
+        save_on_each_node=config.save_on_each_node,
         # checkpoint-best: SelectingTrainer's rule, not transformers' metric_for_best_model
         fp16=fp16,
         bf16=config.bf16,
@@ -489,6 +507,7 @@ def _training_arguments(
         use_cpu=not cuda,
         ddp_backend=("nccl" if cuda else "gloo") if world_size > 1 else None,
         ddp_find_unused_parameters=False if world_size > 1 else None,
+        accelerator_config={"dispatch_batches": False} if rank_split else None,
         # --push_to_hub uploads checkpoint-best once at the end (_push), not at every save
         seed=config.seed,
     )
