@@ -397,6 +397,9 @@ def test_two_cpu_processes_train_one_model(launcher, speech_manifest, tiny_whisp
     sums = dict(re.findall(r"rank (\d): trainable weight checksum (\S+?e[+-]\d+)", done.stdout))
     assert set(sums) == {"0", "1"}, done.stdout[-2000:]
     assert sums["0"] == sums["1"], "the two ranks ended with different weights"
+    # rank 1 wrote nothing and says so, instead of naming checkpoints it does not have
+    assert done.stdout.count("final checkpoint:") == 1
+    assert "checkpoints: written by rank 0" in done.stdout
     run = json.loads(
         (
             tmp_path / "ddp" / Path(tiny_whisper_en).name / "checkpoint-final" / "run_config.json"

@@ -131,3 +131,17 @@ def test_two_torchrun_nodes_read_their_own_shards(clips, tiny_whisper_en, tmp_pa
     assert sorted(ranks[0] + ranks[1]) == sorted(shard_of)
     read = [{shard_of[sentence] for sentence in ranks[rank]} for rank in (0, 1)]
     assert len(read[0]) == len(read[1]) == 2 and not read[0] & read[1]
+
+
+def test_resuming_a_multinode_run_without_the_checkpoint_says_how_to_get_it(tmp_path):
+    """A node without the step checkpoint (rank 0 wrote it on another machine) is told why."""
+    from whisper_tune.errors import WhisperTuneError
+    from whisper_tune.train.config import FinetuneConfig
+    from whisper_tune.train.resume import check_resume
+
+    missing = tmp_path / "checkpoint-6"
+    config = FinetuneConfig(train_data="train.jsonl", resume_from_checkpoint=str(missing))
+    with pytest.raises(WhisperTuneError, match="--save_on_each_node"):
+        check_resume(config, "tiny.en", world_size=2)
+    with pytest.raises(WhisperTuneError, match="no such checkpoint folder$"):
+        check_resume(config, "tiny.en", world_size=1)

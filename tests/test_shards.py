@@ -124,6 +124,36 @@ def test_dataloader_workers_each_read_their_own_part(corpus):
     assert sorted(seen) == sorted(u.sentence for u, _ in iter_shard_samples(shards))
 
 
+class SampleSource:
+    """A ShardStream's ``make_sample``: which shard and index each sample came from."""
+
+    seed = 3
+
+    def __call__(self, utterance, audio, index):
+        return {"shard": utterance.audio_path.split("#")[0], "index": index}
+
+
+def test_each_rank_streams_its_own_shards(tmp_path, tone):
+    """Two ranks with two DataLoader workers each: four readers of four shards; the ranks
+    read disjoint shards (a multi-node run reads each shard on one node only)."""
+    import torch
+
+    from whisper_tune.data.dataset import ShardStream
+
+    manifest = make_manifest(tmp_path, tone, whole=4, recordings=1, slices=4)
+    write_shards(manifest, tmp_path / "shards", samples_per_shard=2)
+    per_rank = []
+    for rank in (0, 1):
+        stream = ShardStream(tmp_path / "shards", SampleSource(), 4, 0.0, 30.0, 2, rank, 2)
+        loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
+        per_rank.append(list(loader))
+    shards = [{sample["shard"] for sample in samples} for samples in per_rank]
+    assert [len(samples) for samples in per_rank] == [4, 4]
+    assert len(shards[0]) == len(shards[1]) == 2 and not shards[0] & shards[1]
+    indices = [sample["index"] for samples in per_rank for sample in samples]
+    assert len(set(indices)) == 8  # each sample its own augmentation/prompt seed
+
+
 def test_streaming_memory_stays_flat(tmp_path, tone):
     manifest = make_manifest(tmp_path, tone, whole=0, recordings=8, slices=60, slice_seconds=0.5)
     write_shards(manifest, tmp_path / "shards", samples_per_shard=40)

@@ -47,7 +47,15 @@ def check_resume(config: FinetuneConfig, resolved_base_model: str, world_size: i
     """
     checkpoint = Path(config.resume_from_checkpoint)
     if not checkpoint.is_dir():
-        raise WhisperTuneError(f"--resume_from_checkpoint {checkpoint}: no such checkpoint folder")
+        where = (
+            " on this node (every node reads it: give the nodes shared storage, or train "
+            "with --save_on_each_node so each node writes its own copy)"
+            if world_size > 1
+            else ""
+        )
+        raise WhisperTuneError(
+            f"--resume_from_checkpoint {checkpoint}: no such checkpoint folder{where}"
+        )
     saved = read_run_config(checkpoint)
     if not saved:
         log.warning("%s has no %s; resuming without checking the settings", checkpoint, RUN_CONFIG)
