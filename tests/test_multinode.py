@@ -1,4 +1,5 @@
-"""Multi-node training: two "nodes" on this machine, one process each, rendezvous over TCP (gloo).
+"""Multi-node training: two "nodes" on this machine, one process each, rendezvous over TCP (gloo),
+launched as the README says: torchrun (c10d rendezvous) and accelerate (the multi-node config).
 
 Each node gets its own --output_dir and --save_on_each_node, as machines without shared
 storage would; tests/multinode_worker.py records what each rank trained on.
@@ -20,6 +21,7 @@ from whisper_tune.audio import write_wav
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven")
 WORKER = Path(__file__).with_name("multinode_worker.py")
+ACCELERATE_CONFIG = Path(__file__).parents[1] / "configs" / "accelerate_multi_node.yaml"
 STEPS, BATCH = 2, 2  # per rank: 2 steps of 2 = half the 8 clips
 
 
@@ -48,6 +50,15 @@ def torchrun(node: int, port: int) -> list[str]:
         *("-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node)),
         *("--nproc_per_node", "1", "--rdzv_backend", "c10d"),
         *("--rdzv_endpoint", f"127.0.0.1:{port}"),
+    ]
+
+
+def accelerate(node: int, port: int) -> list[str]:
+    """The 2-machine accelerate config, with one process per machine on this CPU."""
+    return [
+        *("-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_CONFIG)),
+        *("--num_processes", "2", "--machine_rank", str(node), "--mixed_precision", "no"),
+        *("--main_process_ip", "127.0.0.1", "--main_process_port", str(port)),
     ]
 
 
@@ -116,7 +127,7 @@ def test_two_torchrun_nodes_split_a_manifest_by_index(clips, tiny_whisper_en, tm
 
 
 @pytest.mark.slow
-def test_two_torchrun_nodes_read_their_own_shards(clips, tiny_whisper_en, tmp_path):
+def test_two_accelerate_nodes_read_their_own_shards(clips, tiny_whisper_en, tmp_path):
     """A sharded corpus of 4 shards: each rank streams 2 whole shards of its own, here while
     training the dynamic audio context."""
     from whisper_tune.data.prepare.sharding import write_shards
@@ -125,7 +136,7 @@ def test_two_torchrun_nodes_read_their_own_shards(clips, tiny_whisper_en, tmp_pa
     shards = tmp_path / "shards"
     write_shards(clips, shards, samples_per_shard=2)
     shard_of = {u.sentence: u.audio_path.split("#")[0] for u, _ in iter_shard_records(shards)}
-    seen = launch_two_nodes(torchrun, shards, tiny_whisper_en, tmp_path, "--dynamic_audio_ctx")
+    seen = launch_two_nodes(accelerate, shards, tiny_whisper_en, tmp_path, "--dynamic_audio_ctx")
     assert_same_trained_adapters(tmp_path, tiny_whisper_en)
     ranks = sentences_by_rank(seen, tiny_whisper_en)
     assert sorted(ranks[0] + ranks[1]) == sorted(shard_of)
