@@ -188,7 +188,8 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
         metavar="ADDRESS",
         help="run on Ray: ADDRESS is the head's host:port or ray://host:port; alone, "
         "$RAY_ADDRESS, else the cluster `ray start` started on this machine, else a new local "
-        "Ray. Needs --output_dir; resumable: a rerun skips the files its job log says are done",
+        "Ray. Resumable: a rerun skips the files its job log says are done (transcribe: the log "
+        "is in --output_dir, which --ray needs; label: beside --output)",
     )
     add_config_options(group, RaySettings)
 

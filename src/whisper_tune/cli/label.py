@@ -8,8 +8,10 @@ from whisper_tune.cli._args import (
     add,
     add_config_options,
     add_model_options,
+    add_ray_options,
     config_from_args,
     engine_settings,
+    ray_settings,
 )
 from whisper_tune.engine_settings import EngineSettings
 from whisper_tune.label.filters import LabelFilters
@@ -27,9 +29,11 @@ at the original file ({"audio": {"path", "start_time", "end_time"}, "sentence", 
 holds speech without its text. The optional agreement filter decodes each segment a second
 time (--agreement beam: the other search; --agreement_model: another model) and keeps it only
 when the two texts agree within --max_disagreement, as distil-whisper filters its labels.
-The manifest is written atomically at the end, with a summary: files, audio hours, segments
-kept and dropped by which filter. Unreadable files are reported and skipped; the run then
-exits non-zero naming them (the manifest holds every other file).
+Each file's verdicts go to a job log beside the manifest (pseudo.jsonl: pseudo.job.jsonl) as
+it finishes, so a rerun with the same settings skips the files done (--ray: on a Ray cluster,
+one teacher per actor); the manifest is then written atomically from the log, with a summary:
+files, audio hours, segments kept and dropped by which filter. Unreadable files are recorded
+and skipped; the run then exits non-zero naming them (the manifest holds every other file).
 """
 
 
@@ -52,11 +56,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="words to favour (the domain's terms), given as a prompt to every window",
     )
     add_config_options(parser, LabelFilters)
+    add_ray_options(parser)
     parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from whisper_tune.errors import AudioError
     from whisper_tune.inference.types import TranscribeOptions
     from whisper_tune.label.run import label_files
 
@@ -72,12 +76,9 @@ def _run(args: argparse.Namespace) -> int:
         ),
         config_from_args(LabelFilters, args),
         args.output,
+        ray_settings(args),
     )
     print(summary.text())
-    if summary.failed:
-        raise AudioError(
-            f"{len(summary.failed)} of {summary.files + len(summary.failed)} files could not "
-            f"be read: {', '.join(summary.failed)}"
-        )
+    summary.check()
     print(f"next: whisper-tune finetune --train_data {args.output}")
     return 0
