@@ -9,6 +9,7 @@ from whisper_tune.audio_context import check_audio_ctx
 from whisper_tune.data.hf_datasets import data_source, dataset_option
 from whisper_tune.engine_settings import ENGINES, FILE_BATCH_SIZE, audio_ctx_option
 from whisper_tune.errors import WhisperTuneError
+from whisper_tune.inference.packing import PACK_CLIPS_HELP
 from whisper_tune.options import TASKS, option
 
 # the transcript normalisation before scoring: evaluate's and finetune's (checkpoint metric)
@@ -80,6 +81,7 @@ class EvalConfig:
         "to 30 s in one encoder pass and one beam search (other engines one at a time; 1: "
         "one at a time); a longer clip's windows this many at a time",
     )
+    pack_clips: bool = option(False, help=PACK_CLIPS_HELP)
     num_workers: int = option(2, help="DataLoader worker processes reading the audio")
     num_beams: int = option(1, help="beam size (1 = greedy); --beam_size is the same")
     initial_prompt: str | None = option(None, help="text that conditions the first window")

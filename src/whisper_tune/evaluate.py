@@ -46,7 +46,7 @@ from whisper_tune.eval_config import EvalConfig
 from whisper_tune.evaluate_html import REPORT_FILE, render_report
 from whisper_tune.fsutil import atomic_dir, check_writable_dir
 from whisper_tune.inference import TranscribeOptions, load_transcriber
-from whisper_tune.inference.batching import is_short, transcribe_short
+from whisper_tune.inference.batching import group_full, is_short, transcribe_short
 from whisper_tune.inference.postprocess import join_text
 from whisper_tune.languages import check_task, default_metric, language_code
 from whisper_tune.models import model_name, resolve_ct2_model
@@ -203,7 +203,7 @@ def _decode(
     bar = tqdm(total=len(utterances), desc=label, unit="utt", disable=not progress)
     for group in _groups(loader, config, bar):
         for sample, (segments, info) in _transcribe_samples(
-            transcriber, group, utterances, language, options, config.detect_language
+            transcriber, group, utterances, language, options, config
         ):
             texts[sample["index"]] = join_text(segments, info.language)
             languages[sample["index"]] = info.language
@@ -228,13 +228,16 @@ def _decode(
 
 
 def _groups(loader, config: EvalConfig, bar) -> Iterator[list[dict]]:
-    """The readable samples in groups of ``config.batch_size`` (unreadable ones counted)."""
+    """The readable samples in groups of ``config.batch_size`` clips, or with
+    ``config.pack_clips`` of enough audio to fill that many windows (unreadable ones
+    counted)."""
     pending: list[dict] = []
     for batch in loader:
         good = _drop_bad(batch, config.skip_bad, bar)
         bar.update(len(batch) - len(good))
         pending.extend(good)
-        if len(pending) >= max(1, config.batch_size):
+        seconds = sum(sample["seconds"] for sample in pending)
+        if group_full(len(pending), seconds, config.batch_size, config.pack_clips):
             yield pending
             pending = []
     if pending:
@@ -247,17 +250,23 @@ def _transcribe_samples(
     utterances: list[Utterance],
     language,
     options,
-    detect: bool = False,
+    config: EvalConfig,
 ):
     """Each sample with its (segments, info): short clips asking for one language decoded
-    together (:func:`~whisper_tune.inference.batching.transcribe_short`), a clip longer than a
-    window alone; with ``detect`` no clip asks for one."""
-    asked = [None if detect else utterances[s["index"]].language or language for s in samples]
+    together (:func:`~whisper_tune.inference.batching.transcribe_short`, packed with
+    ``config.pack_clips``), a clip longer than a window alone; with
+    ``config.detect_language`` no clip asks for one."""
+    asked = [
+        None if config.detect_language else utterances[s["index"]].language or language
+        for s in samples
+    ]
     decoded: dict[int, tuple] = {}
     for wanted in dict.fromkeys(asked):
         group = [i for i, s in enumerate(samples) if asked[i] == wanted and is_short(s["audio"])]
         wanted_options = dataclasses.replace(options, language=wanted)
-        found = transcribe_short(transcriber, [samples[i]["audio"] for i in group], wanted_options)
+        found = transcribe_short(
+            transcriber, [samples[i]["audio"] for i in group], wanted_options, config.pack_clips
+        )
         decoded.update(zip(group, found, strict=True))
     for i, sample in enumerate(samples):
         if i not in decoded:

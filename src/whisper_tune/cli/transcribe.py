@@ -14,6 +14,7 @@ from whisper_tune.cli._args import (
     str2bool,
 )
 from whisper_tune.engine_settings import FILE_BATCH_SIZE, EngineSettings
+from whisper_tune.inference.packing import PACK_CLIPS_HELP
 
 COMMAND = "transcribe"
 HELP = "transcribe audio files or folders to JSON, text, SRT, VTT or TSV"
@@ -64,6 +65,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "each window conditioned on the text before it; >1 batched long-form: no previous-text "
         "conditioning, first temperature only). Nothing is ever conditioned across files",
     )
+    add_bool(parser, "--pack_clips", False, PACK_CLIPS_HELP)
     add_bool(parser, "--word_timestamps", False, "word times (either engine; see verbose_json)")
     add(parser, "--initial_prompt", default=None, help="text that conditions the first window")
     add(
@@ -171,7 +173,9 @@ def _run(args: argparse.Namespace) -> int:
     if ray is not None:
         transcribe_on_ray(args.audio_path, engine_settings(args), options, output, ray, file_batch)
     else:
-        transcribe_files(args.audio_path, engine_settings(args), options, output, file_batch)
+        transcribe_files(
+            args.audio_path, engine_settings(args), options, output, file_batch, args.pack_clips
+        )
     return 0
 
 

@@ -250,10 +250,7 @@ class CT2Transcriber:
         silence = policy.hallucination_guard and policy.is_silence(
             result.no_speech_prob, avg_logprob
         )
-        fails = ratio > policy.compression_ratio_threshold or (
-            avg_logprob < policy.log_prob_threshold
-        )
-        if fails and not silence and len(policy.temperature) > 1:
+        if policy.fails(avg_logprob, ratio) and not silence and len(policy.temperature) > 1:
             return None
         if silence:
             return []

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from whisper_tune.audio import SAMPLE_RATE, load_audio
 from whisper_tune.engine_settings import FILE_BATCH_SIZE, EngineSettings
 from whisper_tune.errors import AudioError, ManifestError, WhisperTuneError
-from whisper_tune.inference.batching import is_short, transcribe_short
+from whisper_tune.inference.batching import group_full, is_short, transcribe_short
 from whisper_tune.inference.file_jobs import FileOutcome, FileWorker, JobSummary
 from whisper_tune.inference.loader import load_transcriber
 from whisper_tune.inference.ray_runner import RaySettings, run_on_ray
@@ -108,15 +108,18 @@ def transcribe_files(
     options: TranscribeOptions,
     output: OutputSettings,
     file_batch: int = FILE_BATCH_SIZE,
+    pack_clips: bool = False,
 ) -> list[Path]:
     """Transcribe every file (folders expanded) and write or print the results, in order.
 
     Files of at most 30 s are decoded ``file_batch`` at a time in one batch where the engine
     batches (see :mod:`whisper_tune.inference.batching`); longer files one by one. Timestamps
-    are decoded only when the output shows them (not for ``txt``). One file without
-    ``output_dir`` prints its result (the seed's JSON shape by default); several files print
-    one JSON object per line, each with its ``audio_path``. A file that cannot be decoded is
-    reported and skipped; the run then ends with an error naming it. Returns the paths written.
+    are decoded only when the output shows them (not for ``txt``); ``pack_clips`` lays short
+    files side by side in shared windows (:mod:`whisper_tune.inference.packing`). One file
+    without ``output_dir`` prints its result (the seed's JSON shape by default); several
+    files print one JSON object per line, each with its ``audio_path``. A file that cannot be
+    decoded is reported and skipped; the run then ends with an error naming it. Returns the
+    paths written.
     """
     files = collect_audio_files(audio_paths)
     _check_output(output, len(files))
@@ -131,7 +134,9 @@ def transcribe_files(
     written: list[Path] = []
     failed: dict[str, str] = {}
     bar = tqdm(total=len(files), unit="file", disable=len(files) == 1 or None)
-    for path, transcript in _transcripts(transcriber, files, options, file_batch, failed, bar):
+    for path, transcript in _transcripts(
+        transcriber, files, options, file_batch, failed, bar, pack_clips
+    ):
         if writer is not None:
             written.extend(writer(transcript, path))
         elif len(files) == 1:
@@ -231,14 +236,18 @@ def _transcripts(
     file_batch: int,
     failed: dict[str, str],
     bar: tqdm,
+    pack: bool = False,
 ) -> Iterator[tuple[Path, Transcript]]:
     """Each readable file's transcript, in order: short files gathered ``file_batch`` at a
-    time and decoded together, a long file decoded alone as its turn comes. An unreadable
-    file is logged and its error put in ``failed`` under its path."""
+    time (with ``pack``, enough of them to fill ``file_batch`` windows; see
+    :func:`~whisper_tune.inference.batching.group_full`) and decoded together, a long file
+    decoded alone as its turn comes. An unreadable file is logged and its error put in
+    ``failed`` under its path."""
     pending: list[tuple[Path, np.ndarray]] = []
 
     def flush() -> Iterator[tuple[Path, Transcript]]:
-        decoded = transcribe_short(transcriber, [audio for _, audio in pending], options)
+        audios = [audio for _, audio in pending]
+        decoded = transcribe_short(transcriber, audios, options, pack)
         for (path, _), (segments, info) in zip(pending, decoded, strict=True):
             bar.update(1)
             yield path, _transcript(segments, info)
@@ -255,7 +264,8 @@ def _transcripts(
             continue
         if is_short(audio):
             pending.append((path, audio))
-            if len(pending) >= file_batch:
+            seconds = sum(len(a) for _, a in pending) / SAMPLE_RATE
+            if group_full(len(pending), seconds, file_batch, pack):
                 yield from flush()
             continue
         yield from flush()

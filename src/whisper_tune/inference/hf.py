@@ -60,10 +60,8 @@ class _Decoded:
         """Decode again hotter: the text compresses too well, is unlikely or (guarded) loops."""
         if self.is_silence(policy):
             return False
-        return (
-            self.compression_ratio > policy.compression_ratio_threshold
-            or self.avg_logprob < policy.log_prob_threshold
-            or (policy.hallucination_guard and degenerate_reason(self.text, policy.guard))
+        return policy.fails(self.avg_logprob, self.compression_ratio) or (
+            policy.hallucination_guard and degenerate_reason(self.text, policy.guard)
         )
 
     def is_silence(self, policy: DecodingPolicy) -> bool:

@@ -57,6 +57,14 @@ class DecodingPolicy:
         """A window the model thinks is silence and decoded into unlikely tokens."""
         return no_speech_prob > self.no_speech_threshold and avg_logprob < self.log_prob_threshold
 
+    def fails(self, avg_logprob: float, compression_ratio: float) -> bool:
+        """Text that would be decoded again at the next temperature: too repetitive or too
+        unlikely."""
+        return (
+            compression_ratio > self.compression_ratio_threshold
+            or avg_logprob < self.log_prob_threshold
+        )
+
     def as_dict(self) -> dict:
         """The policy as JSON-ready data (as written with every transcript)."""
         return asdict(self)
