@@ -192,3 +192,26 @@ def test_ray_needs_an_output_dir_and_says_how_to_install_it(english_clip, monkey
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(WhisperTuneError, match=r"pip install 'whisper-tune\[ray\]'"):
         import_ray()
+
+
+@pytest.mark.slow
+def test_label_on_ray_writes_the_manifest_label_writes_here(ray_address, clips, tmp_path, capsys):
+    """``label --ray`` over the three sentences and the broken file on the two-node cluster
+    writes the manifest that labelling here writes, and names the broken file."""
+    folder, source_of = clips
+    few = tmp_path / "few"
+    few.mkdir()
+    for source in sorted(set(source_of.values())):
+        shutil.copy(source, few / source.name)
+    shutil.copy(folder / "broken.wav", few / "broken.wav")
+    manifests = {}
+    for where, extra in (("here", []), ("ray", ["--ray", ray_address, "--num_actors", "2"])):
+        output = tmp_path / where / "pseudo.jsonl"
+        command = ["label", "--audio_path", str(few), "--output", str(output), *extra]
+        assert _cli([*command, "--language", "en", "--beam_size", "1"]) == 2
+        error = capsys.readouterr().err
+        assert "1 of 4 files failed" in error and "broken.wav" in error
+        assert "Traceback" not in error
+        manifests[where] = output.read_text(encoding="utf-8")
+    assert manifests["ray"] == manifests["here"]
+    assert len(manifests["here"].splitlines()) == 3  # one record per sentence
