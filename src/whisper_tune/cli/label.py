@@ -38,7 +38,14 @@ and skipped; the run then exits non-zero naming them (the manifest holds every o
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    add(parser, "--audio_path", nargs="+", required=True, help="audio files and/or folders")
+    add(
+        parser,
+        "--audio_path",
+        nargs="+",
+        required=True,
+        help="audio files, folders (the audio files directly inside) and/or JSONL lists of "
+        "files (their audio_path fields, as transcribe prints them)",
+    )
     add(
         parser,
         "--output",
