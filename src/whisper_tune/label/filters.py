@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from whisper_tune.errors import WhisperTuneError
 from whisper_tune.eval_config import scoring_option
 from whisper_tune.inference.chunks import WINDOW_SECONDS
 from whisper_tune.inference.policy import DecodingPolicy
@@ -91,9 +92,12 @@ class LabelFilters:
             max_no_speech_prob=0 <= self.max_no_speech_prob <= 1,
             max_compression_ratio=self.max_compression_ratio > 0,
             max_disagreement=self.max_disagreement >= 0,
-            agreement=self.agreement in AGREEMENTS
-            and not (self.agreement != "none" and self.agreement_model),
+            agreement=self.agreement in AGREEMENTS,
         )
+        if self.agreement != "none" and self.agreement_model:
+            raise WhisperTuneError(
+                "give --agreement beam or --agreement_model, not both (one second decode)"
+            )
 
     @property
     def checks_agreement(self) -> bool:

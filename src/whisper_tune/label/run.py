@@ -143,7 +143,10 @@ def label_files(
     job = LabelJob(engine, options, filters)
     _check_resumable(log, job.settings())
     if ray is None:
-        summary = run_local(files, job, log, files_per_batch=FILE_BATCH_SIZE, desc="label")
+        worker = job()  # a model that will not load fails here, before the log is opened
+        summary = run_local(
+            files, lambda: worker, log, files_per_batch=FILE_BATCH_SIZE, desc="label"
+        )
     else:
         summary = run_on_ray(
             files, job, log, settings=ray, files_per_batch=FILE_BATCH_SIZE, desc="label"
