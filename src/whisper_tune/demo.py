@@ -28,7 +28,7 @@ from whisper_tune.data.manifest import Utterance, write_manifest
 from whisper_tune.data.real_speech import write_real_speech
 from whisper_tune.evaluate import EvalConfig, comparison_rows, evaluate_models, rows_markdown
 from whisper_tune.fsutil import atomic_write_text
-from whisper_tune.languages import language_code
+from whisper_tune.languages import default_metric, language_code
 from whisper_tune.merge import merge_lora
 from whisper_tune.train.config import FinetuneConfig
 from whisper_tune.train.trainer import finetune
@@ -175,8 +175,8 @@ def run_demo(config: DemoConfig) -> DemoReport:
 
     _step(2, f"evaluating the stock {base_model}")
     report.before = _evaluate_sets(base_model, manifests, recipe, out / "eval" / "stock")
-    report.before["real"], report.language_id["before"] = _evaluate_real(
-        base_model, manifests["test_real"], out / "eval" / "stock"
+    ((report.before["real"], report.language_id["before"]),) = evaluate_real(
+        [base_model], manifests["test_real"], out / "eval" / "stock"
     )
 
     _step(3, "fine-tuning with LoRA")
@@ -227,8 +227,8 @@ def run_demo(config: DemoConfig) -> DemoReport:
     report.after |= _evaluate_sets(
         str(ct2_dir), manifests, recipe, out / "eval" / "finetuned", ("general",)
     )
-    report.after["real"], report.language_id["after"] = _evaluate_real(
-        str(ct2_dir), manifests["test_real"], out / "eval" / "finetuned"
+    ((report.after["real"], report.language_id["after"]),) = evaluate_real(
+        [str(ct2_dir)], manifests["test_real"], out / "eval" / "finetuned"
     )
 
     _step(7, "checking that silence stays silent")
@@ -248,8 +248,6 @@ def run_demo(config: DemoConfig) -> DemoReport:
 
 def build_corpus(recipe: Recipe, folder: Path, config: DemoConfig) -> dict[str, Path]:
     """Synthesise train / held-out test manifests (+ a silent clip) in ``folder``."""
-    from tqdm import tqdm
-
     rng = np.random.default_rng(config.seed)
     share = 3 if config.quick else 1
     domain_train, domain_test = corpus_text.train_test_split(
@@ -267,25 +265,11 @@ def build_corpus(recipe: Recipe, folder: Path, config: DemoConfig) -> dict[str, 
         + [("test_domain", s) for s in domain_test]
         + [("test_general", s) for s in general_test]
     )
-    (folder / "wav").mkdir(parents=True, exist_ok=True)
     sets: dict[str, list[Utterance]] = {"train": [], "test_domain": [], "test_general": []}
-    for index, (split, sentence) in enumerate(tqdm(plan, desc="synthesising", unit="clip")):
-        path = folder / "wav" / f"{split}_{index:03d}.wav"
-        if not path.is_file():
-            audio = synth.synthesize(
-                sentence,
-                recipe.language,
-                speed=float(rng.uniform(0.9, 1.15)),
-                noise_db=float(rng.uniform(25, 40)),
-                seed=config.seed + index,
-            )
-            write_wav(path, audio)
-        sets[split].append(Utterance(str(path), sentence, language=recipe.language))
-    for index in range(config.no_speech_clips):
-        path = folder / "wav" / f"train_nospeech_{index}.wav"
-        seconds = float(rng.uniform(1.0, 4.0))
-        write_wav(path, synth.noise_clip(seconds, seed=config.seed + 1000 + index))
-        sets["train"].append(Utterance(str(path), "", language=recipe.language))
+    sets |= synth.spoken_sets(plan, recipe.language, folder, rng, config.seed)
+    sets["train"] += synth.no_speech_clips(
+        config.no_speech_clips, recipe.language, folder, rng, config.seed
+    )
     silence_path = folder / "wav" / "held_out_silence.wav"
     write_wav(silence_path, synth.noise_clip(3.0, seed=config.seed + 2000))
     manifests = {}
@@ -296,17 +280,25 @@ def build_corpus(recipe: Recipe, folder: Path, config: DemoConfig) -> dict[str, 
     return manifests
 
 
-def _scoring(recipe: Recipe, manifest: Path, models: list[str], folder: Path) -> EvalConfig:
-    """How the demo scores ``models`` on a held-out set: the recipe's metric and language,
-    punctuation removed, the language's normalisation."""
+def scoring(
+    language: str,
+    manifest: Path,
+    models: list[str],
+    folder: Path,
+    detect_language: bool = False,
+) -> EvalConfig:
+    """How the demo scores ``models`` on a held-out set in ``language``: its metric (CER for
+    Mandarin), punctuation removed, its normalisation; the language given to the model, or
+    with ``detect_language`` left to it (and the language ID counted)."""
     return EvalConfig(
         test_data=str(manifest),
         model_path=tuple(models),
-        metric=recipe.metric,
-        language=recipe.language,
+        metric=default_metric(language),
+        language=language,
+        detect_language=detect_language,
         remove_pun=True,
-        to_simple=recipe.language == "zh",
-        english_normalizer=recipe.language == "en",
+        to_simple=language == "zh",
+        english_normalizer=language == "en",
         batch_size=8,
         num_workers=0,
         output_dir=str(folder),
@@ -324,7 +316,7 @@ def _evaluate_sets(
     scores = {}
     for key in keys:
         manifest = manifests[f"test_{key}"]
-        (report,) = evaluate_models(_scoring(recipe, manifest, [model], folder / key))
+        (report,) = evaluate_models(scoring(recipe.language, manifest, [model], folder / key))
         scores[key] = round(report.score, 4)
         print(f"    {recipe.metric.upper()} on {key} sentences: {report.score:.4f}")
     return scores
@@ -346,20 +338,20 @@ def _ggml_q5(merged: Path, folder: Path) -> list[str]:
 
 def _side_by_side(models: list[str], manifest: Path, recipe: Recipe, folder: Path) -> list[dict]:
     """Every form of the model scored on the held-out domain sentences in one evaluate run."""
-    reports = evaluate_models(_scoring(recipe, manifest, models, folder / "side_by_side"))
+    reports = evaluate_models(scoring(recipe.language, manifest, models, folder / "side_by_side"))
     rows = comparison_rows(reports)
     print(rows_markdown(rows))
     return rows
 
 
-def _evaluate_real(model: str, manifest: Path, folder: Path) -> tuple[float, str]:
-    """WER and language ID ("correct/clips") on the recorded English clips, CTranslate2 (the
-    bundled stock model or the converted int8 one), the language left to the model: a tuned
-    multilingual model must still detect it."""
-    (report,) = evaluate_models(
+def evaluate_real(models: list[str], manifest: Path, folder: Path) -> list[tuple[float, str]]:
+    """Each model's WER and language ID ("correct/clips") on the recorded English clips, the
+    language left to the model (a tuned multilingual model must still detect it); the demo
+    scores CTranslate2 models (the bundled stock one, the converted int8 one)."""
+    reports = evaluate_models(
         EvalConfig(
             test_data=str(manifest),
-            model_path=(model,),
+            model_path=tuple(models),
             metric="wer",
             detect_language=True,
             remove_pun=True,
@@ -368,11 +360,12 @@ def _evaluate_real(model: str, manifest: Path, folder: Path) -> tuple[float, str
             output_dir=str(folder / "real"),
         )
     )
-    print(
-        f"    WER on recorded English speech: {report.score:.4f} "
-        f"(detected as English: {report.language_id})"
-    )
-    return round(report.score, 4), report.language_id
+    for report in reports:
+        print(
+            f"    WER on recorded English speech: {report.score:.4f} "
+            f"(detected as English: {report.language_id})"
+        )
+    return [(round(report.score, 4), report.language_id) for report in reports]
 
 
 def _transcribe(ct2_dir: Path, audio_path: Path, language: str) -> tuple[dict, bool]:

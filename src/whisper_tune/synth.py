@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE, load_audio, resample, write_wav
+from whisper_tune.data.manifest import Utterance
 from whisper_tune.errors import WhisperTuneError
 from whisper_tune.languages import language_code, language_name
 
@@ -87,6 +88,49 @@ def synthesize_to_file(
     path = Path(path)
     save_wav(path, synthesize(text, language, speed, noise_db, seed))
     return path
+
+
+def spoken_sets(
+    plan: Sequence[tuple[str, str]],
+    language: str,
+    folder: Path,
+    rng: np.random.Generator,
+    seed: int = 0,
+) -> dict[str, list[Utterance]]:
+    """Each ``(split, sentence)`` of ``plan`` spoken at a speed of 0.9-1.15 with 25-40 dB SNR
+    hiss (both drawn from ``rng``) into ``folder/wav/<split>_<index>.wav`` (an existing file is
+    kept and draws nothing); the utterances grouped by split, in plan order."""
+    from tqdm import tqdm
+
+    (folder / "wav").mkdir(parents=True, exist_ok=True)
+    sets: dict[str, list[Utterance]] = {split: [] for split, _ in plan}
+    for index, (split, sentence) in enumerate(tqdm(plan, desc="synthesising", unit="clip")):
+        path = folder / "wav" / f"{split}_{index:03d}.wav"
+        if not path.is_file():
+            audio = synthesize(
+                sentence,
+                language,
+                speed=float(rng.uniform(0.9, 1.15)),
+                noise_db=float(rng.uniform(25, 40)),
+                seed=seed + index,
+            )
+            write_wav(path, audio)
+        sets[split].append(Utterance(str(path), sentence, language=language))
+    return sets
+
+
+def no_speech_clips(
+    count: int, language: str, folder: Path, rng: np.random.Generator, seed: int = 0
+) -> list[Utterance]:
+    """``count`` pink-noise clips of 1-4 s (lengths drawn from ``rng``) with an empty
+    transcript, written as ``folder/wav/train_nospeech_<i>.wav``: they teach silence."""
+    clips = []
+    for index in range(count):
+        path = folder / "wav" / f"train_nospeech_{index}.wav"
+        seconds = float(rng.uniform(1.0, 4.0))
+        write_wav(path, noise_clip(seconds, seed=seed + 1000 + index))
+        clips.append(Utterance(str(path), "", language=language))
+    return clips
 
 
 def save_wav(path: str | Path, audio: np.ndarray) -> Path:
