@@ -77,12 +77,13 @@ def clips(english_clip, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_texts(clips, tmp_path_factory):
-    """The local ``transcribe`` JSON of each sentence, by its wav's stem."""
+    """The local ``transcribe`` JSON of each sentence, by its wav's stem, each file in its own
+    window as Ray's actors decode them (no --pack_clips)."""
     _, source_of = clips
     sources = sorted(set(source_of.values()))
     out = tmp_path_factory.mktemp("local")
     command = ["transcribe", "--audio_path", *map(str, sources), "--output_dir", str(out)]
-    assert _cli([*command, "--language", "en"]) == 0
+    assert _cli([*command, "--language", "en", "--pack_clips", "false"]) == 0
     return {p.stem: _transcript(out / f"{p.stem}.json") for p in sources}
 
 

@@ -72,7 +72,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--pack_clips",
         True,
         f"{PACK_CLIPS_HELP}. On by default for several files (2.4x a faster-whisper loop on "
-        "48 short clips here); false gives each file its own window",
+        "48 short clips here; not yet with --ray); false gives each file its own window",
     )
     add_bool(parser, "--word_timestamps", False, "word times (either engine; see verbose_json)")
     add(parser, "--initial_prompt", default=None, help="text that conditions the first window")
