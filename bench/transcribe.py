@@ -6,7 +6,9 @@ On the bundled tiny.en and synthetic English speech, side by side in one run:
   the same options (the wrapper's overhead),
 * CTranslate2 int8 vs float32 vs the transformers engine in float32,
 * short clips (one call per clip) and a long file (at least 5 minutes): sequential, batched
-  (``batch_size=8``) and with the VAD filter,
+  (``batch_size=8``; against faster-whisper's ``BatchedInferencePipeline`` at the same batch
+  size, with its own VAD chunking, and timestamps decoded as whisper-tune decodes them) and
+  with the VAD filter,
 * RTF = processing seconds / audio seconds (lower is faster) and word error rate,
 * peak RSS of each configuration in a fresh process, of the ``whisper-tune transcribe`` CLI,
   and of a 1-minute vs a 10-minute file (memory must not grow with the audio),
@@ -62,6 +64,7 @@ class Config:
         name = {
             "whisper-tune": "whisper-tune ct2",
             "faster-whisper": "faster-whisper direct",
+            "faster-whisper-batched": "faster-whisper BatchedInferencePipeline",
             "transformers": "whisper-tune transformers",
         }[self.engine]
         extra = f", batch {self.batch_size}" if self.batch_size > 1 else ""
@@ -75,23 +78,25 @@ WT_F32 = Config("wt-f32", "whisper-tune", "float32")
 HF_F32 = Config("hf-f32", "transformers", "float32")
 WT_INT8_BATCHED = Config("wt-int8-b8", "whisper-tune", "int8", batch_size=8)
 WT_INT8_VAD = Config("wt-int8-vad", "whisper-tune", "int8", vad_filter=True)
+FW_INT8_BATCHED = Config("fw-int8-b8", "faster-whisper-batched", "int8", 8, vad_filter=True)
 SHORT_CONFIGS = (WT_INT8, FW_INT8, WT_F32, HF_F32)
-LONG_CONFIGS = (WT_INT8, FW_INT8, WT_F32, WT_INT8_BATCHED, WT_INT8_VAD)
+LONG_CONFIGS = (WT_INT8, FW_INT8, WT_F32, WT_INT8_BATCHED, FW_INT8_BATCHED, WT_INT8_VAD)
 
 
 def load_model(config: Config):
     """The engine object for ``config`` (whisper-tune Transcriber or faster-whisper model)."""
     from whisper_tune import zoo
 
-    if config.engine == "faster-whisper":
-        from faster_whisper import WhisperModel
+    if config.engine.startswith("faster-whisper"):
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-        return WhisperModel(
+        model = WhisperModel(
             str(zoo.bundled_ct2_dir(MODEL)),
             device="cpu",
             compute_type=config.compute_type,
             local_files_only=True,
         )
+        return BatchedInferencePipeline(model) if config.batch_size > 1 else model
     from whisper_tune.inference import load_transcriber
     from whisper_tune.resolve import bundled_hf_dir
 
@@ -109,11 +114,18 @@ def transcribe(model, config: Config, audio) -> str:
 
     faster-whisper gets the options whisper-tune passes it for ``TranscribeOptions(language,
     beam_size)``; the rest of those (temperature fallback, no-speech threshold 0.6,
-    timestamps on) are faster-whisper's own defaults too.
+    timestamps on) are faster-whisper's own defaults too, except in its batched pipeline,
+    which decodes no timestamps unless told to.
     """
-    if config.engine == "faster-whisper":
+    if config.engine.startswith("faster-whisper"):
+        batched = {"batch_size": config.batch_size} if config.batch_size > 1 else {}
         segments, _ = model.transcribe(
-            audio, language=LANGUAGE, beam_size=BEAM_SIZE, vad_filter=config.vad_filter
+            audio,
+            language=LANGUAGE,
+            beam_size=BEAM_SIZE,
+            vad_filter=config.vad_filter,
+            without_timestamps=False,
+            **batched,
         )
         return " ".join(s.text.strip() for s in segments)
     from whisper_tune.inference import TranscribeOptions
@@ -302,6 +314,14 @@ RATIO_GOALS = (
     ("ct2 engine overhead vs faster-whisper direct", "long", "wt-int8", "fw-int8", "<=", 1.03),
     ("ct2 int8 speed-up vs transformers fp32", "short", "hf-f32", "wt-int8", ">=", 4.0),
     ("batched (8) speed-up vs sequential", "long", "wt-int8", "wt-int8-b8", ">=", 2.0),
+    (
+        "batched (8) vs faster-whisper's BatchedInferencePipeline (8)",
+        "long",
+        "wt-int8-b8",
+        "fw-int8-b8",
+        "<=",
+        1.05,
+    ),
     ("ct2 int8 speed-up vs float32", "short", "wt-f32", "wt-int8", None, None),
     ("ct2 int8 speed-up vs float32", "long", "wt-f32", "wt-int8", None, None),
     ("VAD speed-up vs no VAD", "long", "wt-int8", "wt-int8-vad", None, None),
@@ -404,6 +424,11 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         "--only_many", action="store_true", help="run the many-files comparison alone"
     )
     parser.add_argument(
+        "--only_long",
+        action="store_true",
+        help="run the long-file cases alone (speed and peak RSS of each configuration)",
+    )
+    parser.add_argument(
         "--flat_minutes",
         type=float,
         nargs=2,
@@ -422,11 +447,15 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     record = {"name": NAME, "machine": machine(), "model": MODEL}
     record["options"] = {"language": LANGUAGE, "beam_size": BEAM_SIZE}
     many = spoken((ENGLISH_GENERAL + ENGLISH_DOMAIN)[: 2 if args.smoke else args.many], seed=7)
-    with tempfile.TemporaryDirectory() as folder:
-        paths = [
-            str(save_wav(Path(folder) / f"clip{i:03d}.wav", s.audio)) for i, s in enumerate(many)
-        ]
-        record["many"] = measure_many(paths, [s.text for s in many], args.repeats, args.warmup)
+    record["many"] = []
+    if not args.only_long:
+        with tempfile.TemporaryDirectory() as folder:
+            paths = [
+                str(save_wav(Path(folder) / f"clip{i:03d}.wav", s.audio))
+                for i, s in enumerate(many)
+            ]
+            texts = [s.text for s in many]
+            record["many"] = measure_many(paths, texts, args.repeats, args.warmup)
     if args.only_many:
         record["speed"], record["memory"], record["goals"] = [], [], many_goals(record["many"])
         return finish(args, NAME, record, tables(record))
@@ -442,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         **{f"{k}_seconds": round(v.seconds, 2) for k, v in flats.items()},
     }
     long_configs = [c for c in LONG_CONFIGS if not (args.smoke and c in (WT_F32, WT_INT8_VAD))]
-    sets = {"short": (short, [c.key for c in SHORT_CONFIGS])}
+    sets = {} if args.only_long else {"short": (short, [c.key for c in SHORT_CONFIGS])}
     sets["long"] = ([long], [c.key for c in long_configs])
     record["speed"] = measure_speed(sets, args.repeats, args.warmup)
 
@@ -456,13 +485,15 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         }
         if args.smoke:  # the CLI and the library probe once each
             plan = [("short", ()), (next(iter(flats)), WT_INT8)]
+        elif args.only_long:
+            plan = [("long", c) for c in LONG_CONFIGS] + [("long", ())]
         else:
             plan = [("short", c) for c in SHORT_CONFIGS] + [("long", c) for c in LONG_CONFIGS]
             plan += [("long", ()), ("long", ("--use_int8",))]
             plan += [(k, WT_INT8) for k in flats]
         record["memory"] = measure_memory(files, plan)
     record["goals"] = goals(record["speed"], record["memory"], list(flats))
-    record["goals"] += many_goals(record["many"])
+    record["goals"] += many_goals(record["many"]) if record["many"] else []
     if args.smoke:
         check(record)
     return finish(args, NAME, record, tables(record))
@@ -499,7 +530,7 @@ def tables(record: dict) -> list[str]:
             for g in record["goals"]
         ],
     )
-    many = markdown_table(
+    many = record["many"] and markdown_table(
         [
             "set",
             "configuration",

@@ -38,7 +38,7 @@ def test_transcribe_smoke(tmp_path):
         row = speed[("short", key)]
         assert _finite_positive(row["rtf_median"]) and row["transcript_chars"] > 10
         assert row["wer"] < 0.3, row  # a clean synthetic sentence is transcribed, not garbled
-    for key in ("wt-int8", "fw-int8", "wt-int8-b8"):
+    for key in ("wt-int8", "fw-int8", "wt-int8-b8", "fw-int8-b8"):
         assert speed[("long", key)]["wer"] < 0.3
     assert record["audio"]["long_seconds"] > 30  # more than one window: batching has work
     many = {r["config"]: r for r in record["many"]}

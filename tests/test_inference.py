@@ -108,6 +108,23 @@ def test_ct2_long_file(ct2_tiny, long_audio, options):
     assert word_error_rate(segments, texts) < 0.15
 
 
+@pytest.mark.slow
+def test_ct2_long_file_is_decoded_as_faster_whisper_decodes_it(ct2_tiny, long_audio):
+    """In one piece: the same windows, prompts and segments as faster-whisper's own
+    ``transcribe`` on the whole file (whose features are computed all at once)."""
+    from faster_whisper import WhisperModel
+
+    audio, _ = long_audio
+    options = TranscribeOptions(beam_size=1, language="en")
+    ours = list(ct2_tiny.transcribe(audio, options)[0])
+    direct = WhisperModel(str(bundled_ct2_dir("tiny.en")), compute_type="int8")
+    theirs = list(direct.transcribe(audio, language="en", beam_size=1)[0])
+    assert [(s.start, s.end, s.text) for s in ours] == [
+        (round(s.start, 3), round(min(s.end, len(audio) / SAMPLE_RATE), 3), s.text.strip())
+        for s in theirs
+    ]
+
+
 def test_hf_engine_on_a_clip(hf_tiny, english_clip):
     path, text = english_clip
     segments, info = hf_tiny.transcribe(load_audio(path), TranscribeOptions(beam_size=2))

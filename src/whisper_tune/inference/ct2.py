@@ -20,12 +20,12 @@ from whisper_tune.inference.chunks import (
     quiet_windows,
     until_cancelled,
 )
+from whisper_tune.inference.ct2_features import SlicedFeatureExtractor
 from whisper_tune.inference.policy import DecodingPolicy
 from whisper_tune.inference.postprocess import finish_segments
 from whisper_tune.inference.types import Segment, TranscribeOptions, TranscriptionInfo, Word
 from whisper_tune.languages import check_task, language_code
 
-BLOCK_SAMPLES = 4 * WINDOW_SAMPLES  # faster-whisper gets long audio in ~2-minute blocks
 _MAX_INITIAL_TIMESTAMP_INDEX = 50  # faster-whisper's max_initial_timestamp 1.0 s / 0.02 s
 
 
@@ -66,6 +66,7 @@ class CT2Transcriber:
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"cannot load CTranslate2 model {self.model_dir}: {exc}") from None
         self.compute_type = self.model.model.compute_type  # what "default" resolved to
+        self.model.feature_extractor = SlicedFeatureExtractor(**self.model.feat_kwargs)
         self.audio_context = audio_context
         if audio_context != FULL:
             _encode_own_length(self.model, audio_context)
@@ -79,12 +80,9 @@ class CT2Transcriber:
     def transcribe(
         self, audio: np.ndarray, options: TranscribeOptions
     ) -> tuple[Iterator[Segment], TranscriptionInfo]:
-        """Decode ``audio``; segments are decoded lazily as the iterator is consumed.
-
-        Long audio goes to faster-whisper in blocks of about two minutes cut at pauses, so
-        its features (computed for a whole input at once) never grow past one block; when
-        conditioning on previous text, a block's text is the next block's initial prompt.
-        """
+        """Decode ``audio`` in one piece, as faster-whisper does (the same windows and
+        previous-text prompts; its features computed a slice at a time, so memory stays
+        flat); segments are decoded lazily as the iterator is consumed."""
         check_task(options.task)
         policy = options.policy()
         if options.batch_size > 1:
@@ -93,33 +91,19 @@ class CT2Transcriber:
             policy = dataclasses.replace(
                 policy, temperature=policy.temperature[:1], condition_on_previous_text=False
             )
-        blocks = quiet_windows(audio, BLOCK_SAMPLES)
-        first, first_info = self._transcribe_block(
-            audio[slice(*blocks[0])],
-            options,
-            policy,
-            language_code(options.language),
-            policy.initial_prompt,
+        raw_segments, first_info = self._transcribe_block(
+            audio, options, policy, language_code(options.language), policy.initial_prompt
         )
+        duration = len(audio) / SAMPLE_RATE
 
         def segments() -> Iterator[Segment]:
-            raw_segments, texts = first, []
-            for index, (start, end) in enumerate(until_cancelled(blocks, options.cancel)):
-                if index:
-                    prompt = " ".join(texts) if policy.condition_on_previous_text else None
-                    raw_segments, _ = self._transcribe_block(
-                        audio[start:end], options, policy, first_info.language, prompt or None
-                    )
-                texts = []
-                # faster-whisper decodes a block's windows lazily, as segments are asked for
-                for raw in until_cancelled(raw_segments, options.cancel):
-                    texts.append(raw.text.strip())
-                    yield _segment(raw, start / SAMPLE_RATE, end / SAMPLE_RATE)
+            for raw in until_cancelled(raw_segments, options.cancel):
+                yield _segment(raw, 0.0, duration)
 
         info = TranscriptionInfo(
             language=first_info.language,
             language_probability=float(first_info.language_probability),
-            duration=len(audio) / SAMPLE_RATE,
+            duration=duration,
             transcription_options=policy,
         )
         segments = finish_segments(

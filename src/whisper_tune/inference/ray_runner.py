@@ -63,8 +63,7 @@ class RaySettings:
 def import_ray() -> Any:
     """The ``ray`` module with Ray Data, or a one-line error naming the pip command."""
     try:
-        import ray
-        import ray.data  # noqa: F401  (Ray Data comes with ray[data] only)
+        import ray.data  # binds ``ray``; Ray Data comes with ray[data] only
     except ImportError as exc:
         raise WhisperTuneError(
             f"--ray needs Ray Data ({exc.name} is missing): pip install 'whisper-tune[ray]'"
