@@ -13,10 +13,11 @@ Variants, each one ``whisper-tune finetune`` run from the same data and seed:
 
 * ``plain``: the seed's recipe: no KL, no replay, no prompts, the seed's fixed warm-up of 50
   steps (capped below the run's length, so a short run ends at the peak learning rate),
-  adapters in every encoder layer;
-* ``+replay``, ``+kl``, ``+prompt``, ``+warmup_ratio``, ``+freeze_half``, ``+freeze_encoder``:
-  one technique on top of plain (replay: general English speech disjoint from the general
-  test set, at the default --replay_ratio);
+  adapters in every encoder layer, the language token in the loss;
+* ``+replay``, ``+kl``, ``+prompt``, ``+warmup_ratio``, ``+language_id_loss_auto``,
+  ``+freeze_half``, ``+freeze_encoder``: one technique on top of plain (replay: general
+  English speech disjoint from the general test set, at the default --replay_ratio;
+  language_id_loss auto: the language token out of the loss on a one-language set);
 * ``default``: the options ``whisper-tune finetune`` uses when none are given;
 * ``default+replay+kl``: a candidate default.
 
@@ -56,7 +57,13 @@ SEED = 0
 TEST_FRACTION = 0.3  # of the domain sentences, held out
 KL_WEIGHT = 1.0
 # the seed's recipe; None: the finetune default
-PLAIN = {"kl_weight": 0.0, "prompt_ratio": 0.0, "warmup_steps": 50, "freeze_encoder_layers": 0}
+PLAIN = {
+    "kl_weight": 0.0,
+    "prompt_ratio": 0.0,
+    "warmup_steps": 50,
+    "freeze_encoder_layers": 0,
+    "language_id_loss": "on",
+}
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ VARIANTS = {
     "+kl": Variant(PLAIN | {"kl_weight": KL_WEIGHT}),
     "+prompt": Variant(PLAIN | {"prompt_ratio": DEFAULT.prompt_ratio}),
     "+warmup_ratio": Variant(PLAIN | {"warmup_steps": DEFAULT.warmup_steps}),
+    "+language_id_loss_auto": Variant(PLAIN | {"language_id_loss": DEFAULT.language_id_loss}),
     "+freeze_half": Variant(PLAIN | {"freeze_encoder_layers": DEFAULT.freeze_encoder_layers}),
     "+freeze_encoder": Variant(PLAIN | {"freeze_encoder": True}),
     "default": Variant({}),
@@ -384,9 +392,7 @@ def tables(record: dict) -> list[str]:
                 row["real"],
                 row.get("other", "n/a"),
                 _language_id_cell(row),
-                ""
-                if row["train_seconds"] is None
-                else f"{row['train_seconds']:.0f} ({row['steps']})",
+                _train_cell(row),
                 row["goal"],
             ]
             for row in result["rows"]

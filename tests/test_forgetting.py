@@ -343,3 +343,62 @@ def test_initial_prompt_still_fixes_a_name_after_fine_tuning_with_prompts(
     assert "Kowalczyk" not in transcribe()
     prompt = processor.get_prompt_ids("Kowalczyk", return_tensors="pt")
     assert "Kowalczyk" in transcribe(prompt_ids=prompt)
+
+
+def _language_probability(model, features, tokenizer, language: str) -> float:
+    """The model's log-probability of ``language`` among the language tokens, read after
+    ``<|startoftranscript|>`` as language detection reads it."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    codes = [f"<|{code}|>" for code in LANGUAGES]
+    ids = tokenizer.convert_tokens_to_ids(codes)
+    sot = torch.tensor([[tokenizer.convert_tokens_to_ids("<|startoftranscript|>")]])
+    with torch.no_grad():
+        logits = model(input_features=features, decoder_input_ids=sot).logits[0, -1, ids]
+    return float(logits.log_softmax(-1)[codes.index(f"<|{language}|>")])
+
+
+def test_a_one_language_set_does_not_teach_language_detection_that_language(
+    tiny_whisper_multi, tmp_path, finetune_config, capsys
+):
+    """Trained on Mandarin lines only, the language token stays out of the loss ('auto'), so
+    detection on other speech stays where the base model had it; with --language_id_loss on
+    the same run teaches "zh" for everything (on this tiny random model: log-probability
+    +0.9 on English speech, against -0.2 with 'auto'); English replay lines make two
+    languages and 'auto' trains the token."""
+    from peft import PeftModel
+
+    lines = []
+    for i, text in enumerate(["今天天气很好", "我们明天去北京", "请把窗户打开"]):
+        write_wav(tmp_path / f"{i}.wav", synthesize(f"sentence number {i}", "en", seed=i))
+        lines.append({"audio": {"path": f"{i}.wav"}, "sentence": text, "language": "zh"})
+    manifest = _write_manifest(tmp_path / "zh.jsonl", lines)
+    english = _write_manifest(
+        tmp_path / "en.jsonl",
+        [{"audio": {"path": "0.wav"}, "sentence": "sentence number zero", "language": "en"}],
+    )
+    processor = WhisperProcessor.from_pretrained(tiny_whisper_multi)
+    heard = synthesize("good morning to you all", "en", seed=9)
+    features = processor(heard, sampling_rate=16000, return_tensors="pt").input_features
+    base = load_whisper(str(tiny_whisper_multi)).eval()
+    before = _language_probability(base, features, processor.tokenizer, "zh")
+
+    def tuned_zh(name: str, **options) -> float:
+        config = finetune_config(
+            manifest, tiny_whisper_multi, tmp_path / name, max_steps=8, **options
+        )
+        result = finetune(config)
+        model = PeftModel.from_pretrained(
+            load_whisper(str(tiny_whisper_multi)), result.final_checkpoint
+        )
+        return _language_probability(model.eval(), features, processor.tokenizer, "zh")
+
+    kept = tuned_zh("auto")
+    assert "language token not trained: the training data are in one language (zh)" in (
+        capsys.readouterr().out
+    )
+    taught = tuned_zh("on", language_id_loss="on")
+    assert taught - before > 0.5, (before, taught)
+    assert abs(kept - before) < (taught - before) / 3, (before, kept, taught)
+    tuned_zh("mixed", replay_data=str(english), replay_ratio=0.25)
+    assert "language token not trained" not in capsys.readouterr().out

@@ -6,7 +6,7 @@ import pytest
 from transformers import WhisperProcessor
 
 from whisper_tune.data.manifest import TimedText, Utterance
-from whisper_tune.data.targets import TargetBuilder
+from whisper_tune.data.targets import IGNORE, TargetBuilder
 from whisper_tune.text import TextOptions, normalize_english
 
 
@@ -56,3 +56,19 @@ def test_english_normaliser_and_chinese_options():
     )
     options = TextOptions(remove_pun=True, to_simple=True)
     assert options.apply("近幾年，不但我用書給女兒壓歲。") == "近几年不但我用书给女儿压岁"
+
+
+def test_without_language_id_the_language_token_is_context_only(builders):
+    _, zh = builders
+    quiet = TargetBuilder(zh.tokenizer, "zh", language_id=False)
+    utterance = Utterance("a.wav", "近几年")
+    for previous in (None, "上一句"):
+        trained = zh.build(utterance, False, 2.0, previous_text=previous)
+        context = quiet.build(utterance, False, 2.0, previous_text=previous)
+        assert context.decoder_input_ids == trained.decoder_input_ids
+        at = trained.decoder_input_ids.index(zh.special.sot)
+        assert zh.tokenizer.convert_ids_to_tokens(trained.labels[at]) == "<|zh|>"
+        assert context.labels[at] == IGNORE
+        assert context.labels[at + 1 :] == trained.labels[at + 1 :]
+    silent = quiet.build(Utterance("a.wav", ""), False, 2.0)
+    assert silent.labels[0] == quiet.special.no_speech  # no-speech training is untouched

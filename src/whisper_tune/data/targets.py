@@ -8,6 +8,10 @@ shifted left). Two details the seed got wrong are handled here:
   end the transcript immediately, so silence decodes to nothing.
 * With timestamps on, a share of samples keeps plain ``<|notimestamps|>`` targets and the rest
   gets ``<|t0|> text <|t1|>`` targets, so the model keeps both skills.
+* The language token after ``<|startoftranscript|>`` is what language detection reads; trained
+  on a one-language set it teaches the model to hear that language in everything (a Mandarin
+  fine-tune then writes English speech as Chinese), so it can be left out of the loss
+  (``language_id=False``).
 
 A sample may also start with a previous-text prompt, ``<|startofprev|> prompt tokens``, before
 ``<|startoftranscript|>``, as Whisper was trained and as ``--initial_prompt`` decodes; the prompt
@@ -81,11 +85,14 @@ class Target:
 class TargetBuilder:
     """Turns an utterance into decoder inputs and labels for one tokenizer."""
 
-    def __init__(self, tokenizer, language: str | None, task: str = "transcribe") -> None:
+    def __init__(
+        self, tokenizer, language: str | None, task: str = "transcribe", language_id: bool = True
+    ) -> None:
         self.tokenizer = tokenizer
         self.special = SpecialTokens.from_tokenizer(tokenizer)
         self.language = language
         self.task = task
+        self.language_id = language_id  # the language token's label is in the loss
 
     def prompt(self, language: str | None, timestamps: bool) -> list[int]:
         """``<|startoftranscript|> [<|lang|> <|task|>] [<|notimestamps|>]``."""
@@ -143,7 +150,10 @@ class TargetBuilder:
         truncated = len(tokens) > MAX_TARGET_TOKENS + 1
         if truncated:
             tokens = tokens[:MAX_TARGET_TOKENS] + [self.special.eot]
-        return Target(tokens[:-1], tokens[1:], truncated)
+        labels = tokens[1:]
+        if self.special.multilingual and not self.language_id:
+            labels[0] = IGNORE  # the language token: context, not a target
+        return Target(tokens[:-1], labels, truncated)
 
     def _timed_body(self, utterance: Utterance, audio_seconds: float) -> list[int]:
         pieces = utterance.sentences or (TimedText(0.0, audio_seconds, utterance.sentence),)

@@ -106,6 +106,15 @@ class FinetuneConfig:
         "the model. 0.2: most decoding runs without a prompt, so most samples train that",
         group=KEEP,
     )
+    language_id_loss: str = option(
+        "auto",
+        help="train the language token after <|startoftranscript|>, the one language "
+        "detection reads: 'auto' only when the training data (with --replay_data) hold more "
+        "than one language, since a one-language set can only teach the model to hear that "
+        "language in everything; 'on'; 'off'",
+        group=KEEP,
+        choices=("auto", "on", "off"),
+    )
     kl_weight: float = option(
         0.0,
         help="weight of KL(base || adapted) on the label tokens: one extra no-grad forward with "

@@ -101,6 +101,9 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         seed=config.seed,
     )
     train_set, train_size = _training_data(config, make_sample, rank, world_size)
+    make_sample.targets.language_id = _trains_language_id(
+        config, train_set, language, make_sample.targets, rank
+    )
     eval_set = _eval_data(config.test_data, config, make_sample) if config.test_data else None
     regression_set = (
         _eval_data(config.regression_data, config, make_sample, config.eval_max_samples)
@@ -421,6 +424,33 @@ def _checkpoint_rule(
     if regression_set is not None:
         rule.regression = scorer(regression_set, regression_set.utterances)
     return rule
+
+
+def _trains_language_id(
+    config: FinetuneConfig, train_set, language: str | None, targets: TargetBuilder, rank: int
+) -> bool:
+    """Whether the language token is in the loss (``--language_id_loss``); 'auto': when the
+    training utterances hold more than one language (a stream whose lines are not listed
+    up front counts as one language when --language is given)."""
+    if not targets.special.multilingual:
+        return True  # an English-only model has no language token
+    if config.language_id_loss != "auto":
+        return config.language_id_loss == "on"
+    listed = getattr(train_set, "utterances", None)
+    if listed is None:
+        languages = {language} if language else {"per line"}
+        several = language is None
+    else:
+        languages = {
+            language_code(u.language) or language for u in listed if not u.is_no_speech
+        }
+        several = len(languages) > 1
+    if rank == 0 and not several:
+        print(
+            f"language token not trained: the training data are in one language "
+            f"({', '.join(sorted(map(str, languages)))}); --language_id_loss on trains it"
+        )
+    return several
 
 
 def _check_languages(targets: TargetBuilder, train_set, eval_set, language: str | None) -> None:
