@@ -106,6 +106,34 @@ def test_ct2_encodes_a_marked_models_short_clip_at_its_own_length(marked_tiny_en
     assert {shape[1] for shape in shapes} == {1500}
 
 
+@pytest.mark.parametrize("unsure", [False, True])
+def test_ct2_decodes_an_unsure_short_clip_again_in_a_full_window(
+    marked_tiny_en, monkeypatch, unsure
+):
+    """A short clip is decoded at its own length at temperature 0; only when that text fails
+    the thresholds is it decoded again in a 30 s window with the temperature fallback (the
+    same text as the model run with full windows), never sampled on the short context."""
+    from whisper_tune.inference.policy import DecodingPolicy
+    from whisper_tune.synth import synthesize
+
+    speech = synthesize("the blue kettle is on the stove", "en", seed=1)
+    options = TranscribeOptions(language="en", beam_size=1)  # the default fallback schedule
+    full = load_transcriber(str(marked_tiny_en), audio_ctx="full")
+    expected = [s.text for s in full.transcribe(speech, options)[0]]
+    transcriber = load_transcriber(str(marked_tiny_en))
+    shapes = _spy_ct2_encoder(transcriber)
+    checked = []
+    monkeypatch.setattr(
+        DecodingPolicy, "fails", lambda self, *scores: checked.append(scores) or unsure
+    )
+    texts = [s.text for s in transcriber.transcribe(speech, options)[0]]
+    assert checked and shapes[0][1] == 150  # the clip's own length came first
+    if unsure:
+        assert {shape[1] for shape in shapes[1:]} == {1500} and texts == expected
+    else:
+        assert {shape[1] for shape in shapes} == {150} and texts
+
+
 def test_ct2_keeps_30_s_for_a_stock_model_unless_told_with_a_warning(caplog):
     options = TranscribeOptions(language="en", temperature=0.0, beam_size=1)
     stock = load_transcriber("tiny.en")
