@@ -102,7 +102,7 @@ def training_manifest(folder: Path, smoke: bool) -> Path:
     return manifest
 
 
-def tune(folder: Path, steps: int, smoke: bool) -> dict:
+def tune(folder: Path, steps: int, smoke: bool, ctx_weight: float = CTX_WEIGHT) -> dict:
     """``finetune --dynamic_audio_ctx`` of tiny.en, merged and converted to CTranslate2 int8."""
     from whisper_tune.convert.ct2_export import convert_to_ct2
     from whisper_tune.merge import merge_lora
@@ -115,7 +115,7 @@ def tune(folder: Path, steps: int, smoke: bool) -> dict:
         base_model=MODEL,
         output_dir=str(folder / "out"),
         dynamic_audio_ctx=True,
-        audio_ctx_weight=CTX_WEIGHT,  # the synthetic voice's labels matter less than the KL
+        audio_ctx_weight=ctx_weight,
         timestamps=True,  # half the samples with timestamps: transcribe decodes with them
         freeze_encoder_layers=0,
         max_steps=steps,
@@ -141,7 +141,7 @@ def tune(folder: Path, steps: int, smoke: bool) -> dict:
         "last_loss": result.last_loss,
         "recipe": "finetune --dynamic_audio_ctx --timestamps --freeze_encoder_layers 0 --max_steps "
         f"{steps} --per_device_train_batch_size {BATCH} --learning_rate {LEARNING_RATE} "
-        f"--audio_ctx_weight {CTX_WEIGHT} (LoRA r 32)",
+        f"--audio_ctx_weight {ctx_weight} (LoRA r 32)",
     }
 
 
@@ -258,6 +258,13 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         help=f"fine-tuning steps (default {DEFAULT_STEPS}; smoke 1)",
     )
     parser.add_argument(
+        "--audio_ctx_weight",
+        type=float,
+        default=CTX_WEIGHT,
+        help=f"the tuning's --audio_ctx_weight (default {CTX_WEIGHT:g}: the synthetic voice's "
+        "labels matter less than the KL to the full-window base)",
+    )
+    parser.add_argument(
         "--keep", type=Path, default=None, help="folder that keeps the training data and models"
     )
     parser.add_argument(
@@ -274,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         if args.tuned_model:
             record["tuning"] = {"ct2_dir": args.tuned_model}
         else:
-            record["tuning"] = tune(folder, steps, args.smoke)
+            record["tuning"] = tune(folder, steps, args.smoke, args.audio_ctx_weight)
         sets = heldout_sets(args.smoke)
         models = {"stock": MODEL, "tuned": record["tuning"].pop("ct2_dir")}
         measured = measure(models, sets, args.repeats, args.warmup)
