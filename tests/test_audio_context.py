@@ -173,6 +173,40 @@ def test_transformers_engine_encodes_a_marked_model_at_the_clip_length(
         assert {shape[-1] for shape in hidden} == {frames}
 
 
+def test_transformers_engine_decodes_an_unsure_short_window_again_at_30_s(
+    tiny_whisper_multi, tmp_path, monkeypatch
+):
+    """Text failing at the first temperature on the clip's own context is decoded again at
+    that temperature in a 30 s window, then hotter there; never hotter on the short one."""
+    import shutil
+
+    from whisper_tune.inference import hf
+
+    marked = shutil.copytree(tiny_whisper_multi, tmp_path / "marked")
+    write_marker(marked)
+    transcriber = load_transcriber(str(marked))
+    transcriber.model.generation_config.max_new_tokens = 3
+    encoded, generated = [], []
+    encode, generate = transcriber._encode, transcriber.model.generate
+
+    def spy_encode(features):
+        encoded.append(features.shape[-1])
+        return encode(features)
+
+    def spy_generate(**kwargs):
+        generated.append((encoded[-1], kwargs.get("temperature", 0.0)))
+        return generate(**kwargs)
+
+    transcriber._encode = spy_encode
+    monkeypatch.setattr(transcriber.model, "generate", spy_generate)
+    monkeypatch.setattr(hf._Decoded, "needs_fallback", lambda self, policy: True)
+    options = TranscribeOptions(language="en", beam_size=1, timestamps=False)
+    list(transcriber.transcribe(_clip(2.9), options)[0])
+    temperatures = options.policy().temperature
+    assert encoded == [300, 3000]
+    assert generated == [(300, 0.0)] + [(3000, t) for t in temperatures]
+
+
 def test_audio_ctx_is_one_option_of_transcribe_evaluate_serve_and_gui():
     from whisper_tune.cli import build_parser
 

@@ -177,7 +177,9 @@ class HFTranscriber:
         import torch
 
         with torch.inference_mode():
-            logits = self._first_logits(self._encode(self._features([audio])))[0]
+            logits = self._first_logits(self._encode(self._features([audio], self.audio_context)))[
+                0
+            ]
         ids = list(self.language_ids.values())
         probs = logits[ids].float().softmax(-1)
         best = int(probs.argmax())
@@ -297,17 +299,30 @@ class HFTranscriber:
         policy: DecodingPolicy,
     ) -> list[_Decoded]:
         """Decode up to ``batch_size`` windows, re-decoding at higher temperatures the ones
-        whose text looks degenerate."""
+        whose text looks degenerate. With a short audio context, a window whose text fails at
+        the first temperature is decoded again at that temperature in a full 30 s window
+        before any hotter one (sampling on a short context is where a tuned model loops)."""
         import torch
         from transformers.modeling_outputs import BaseModelOutput
 
+        first, *hotter = policy.temperature
+        schedule = [(first, self.audio_context)]
+        if hotter and self.audio_context != FULL:
+            schedule.append((first, FULL))
+        schedule += [(t, FULL) for t in hotter]
         with torch.inference_mode():
-            features = self._features(windows)
-            hidden = self._encode(features)
-            no_speech = self._first_logits(hidden).float().softmax(-1)[:, self.no_speech_id]
             results: list[_Decoded | None] = [None] * len(windows)
             pending = list(range(len(windows)))
-            for t in policy.temperature:
+            by_rule: dict[ContextRule, Any] = {}
+            encoded_frames = 0
+            for t, rule in schedule:
+                if rule not in by_rule:
+                    by_rule[rule] = self._features(windows, rule)
+                features = by_rule[rule]
+                if features.shape[-1] != encoded_frames:  # the first pass, or a longer context
+                    encoded_frames = features.shape[-1]
+                    hidden = self._encode(features)
+                    no_speech = self._first_logits(hidden).float().softmax(-1)[:, self.no_speech_id]
                 # the assistant encodes the features itself; otherwise reuse the encoding
                 inputs = (
                     {"input_features": features[pending]}
@@ -392,13 +407,13 @@ class HFTranscriber:
             prompt += [self.language_ids[f"<|{language}|>"], config.task_to_id[task]]
         return [*prompt, self.timestamp_begin - 1]
 
-    def _features(self, windows: list[np.ndarray]):
-        """The windows' log-mel features, padded to 30 s and cut to the audio context."""
+    def _features(self, windows: list[np.ndarray], rule: ContextRule):
+        """The windows' log-mel features, padded to 30 s and cut to ``rule``'s context."""
         features = self.processor.feature_extractor(
             windows, sampling_rate=SAMPLE_RATE, return_tensors="pt"
         ).input_features
         content = frames_of(max(len(window) for window in windows))
-        features = features[..., : self.audio_context.frames(content)]
+        features = features[..., : rule.frames(content)]
         return features.to(self.device, self.dtype)
 
     def _encode(self, features):
