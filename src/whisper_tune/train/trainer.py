@@ -441,9 +441,7 @@ def _trains_language_id(
         languages = {language} if language else {"per line"}
         several = language is None
     else:
-        languages = {
-            language_code(u.language) or language for u in listed if not u.is_no_speech
-        }
+        languages = {language_code(u.language) or language for u in listed if not u.is_no_speech}
         several = len(languages) > 1
     if rank == 0 and not several:
         print(
