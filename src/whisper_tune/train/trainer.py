@@ -430,25 +430,26 @@ def _trains_language_id(
     config: FinetuneConfig, train_set, language: str | None, targets: TargetBuilder, rank: int
 ) -> bool:
     """Whether the language token is in the loss (``--language_id_loss``); 'auto': when the
-    training utterances hold more than one language (a stream whose lines are not listed
-    up front counts as one language when --language is given)."""
+    training utterances hold more than one language (or, in a stream, may: no --language)."""
     if not targets.special.multilingual:
         return True  # an English-only model has no language token
     if config.language_id_loss != "auto":
         return config.language_id_loss == "on"
     listed = getattr(train_set, "utterances", None)
-    if listed is None:
-        languages = {language} if language else {"per line"}
-        several = language is None
+    if listed is None:  # a stream: one language when --language names it, else unknown
+        if language is None:
+            return True
+        languages = {language}
     else:
         languages = {language_code(u.language) or language for u in listed if not u.is_no_speech}
-        several = len(languages) > 1
-    if rank == 0 and not several:
+        if len(languages) > 1:
+            return True
+    if rank == 0:
         print(
             f"language token not trained: the training data are in one language "
             f"({', '.join(sorted(map(str, languages)))}); --language_id_loss on trains it"
         )
-    return several
+    return False
 
 
 def _check_languages(targets: TargetBuilder, train_set, eval_set, language: str | None) -> None:
