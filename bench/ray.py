@@ -125,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser = bench_parser(NAME, __doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=48, help="short clips transcribed")
     args = parse_args(parser, argv, NAME)
+    from ray._common.utils import get_default_ray_temp_dir
     from ray.cluster_utils import Cluster
 
     from bench.speech import spoken
@@ -136,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     record = {"name": NAME, "machine": machine(), "model": MODEL}
     cpus = os.cpu_count() or 1
     temp_dir = tempfile.mkdtemp(prefix="wt-ray-bench-")
+    # Cluster writes the head's address under <system temp>/ray even with its own temp_dir,
+    # and a fresh machine has no such folder
+    os.makedirs(get_default_ray_temp_dir(), exist_ok=True)
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": cpus, "include_dashboard": False, "temp_dir": temp_dir},

@@ -39,9 +39,13 @@ SENTENCES = (
 def ray_address():
     """Host:port of a two-node local Ray cluster (head + a node with a resource of its own)."""
     pytest.importorskip("ray.data")
+    from ray._common.utils import get_default_ray_temp_dir
     from ray.cluster_utils import Cluster
 
     temp_dir = tempfile.mkdtemp(prefix="wt-ray-")  # short: Ray's socket paths live under it
+    # Cluster writes the head's address under <system temp>/ray even with its own temp_dir,
+    # and a fresh machine has no such folder
+    os.makedirs(get_default_ray_temp_dir(), exist_ok=True)
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 1, "include_dashboard": False, "temp_dir": temp_dir},
