@@ -463,9 +463,9 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
 
     record = {"name": NAME, "machine": machine(), "model": MODEL}
     record["options"] = {"language": LANGUAGE, "beam_size": BEAM_SIZE}
-    many = spoken((ENGLISH_GENERAL + ENGLISH_DOMAIN)[: 2 if args.smoke else args.many], seed=7)
     record["many"] = []
     if not args.only_long:
+        many = spoken((ENGLISH_GENERAL + ENGLISH_DOMAIN)[: 2 if args.smoke else args.many], seed=7)
         with tempfile.TemporaryDirectory() as folder:
             paths = [
                 str(save_wav(Path(folder) / f"clip{i:03d}.wav", s.audio))

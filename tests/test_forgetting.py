@@ -345,7 +345,7 @@ def test_initial_prompt_still_fixes_a_name_after_fine_tuning_with_prompts(
     assert "Kowalczyk" in transcribe(prompt_ids=prompt)
 
 
-def _language_probability(model, features, tokenizer, language: str) -> float:
+def _language_log_probability(model, features, tokenizer, language: str) -> float:
     """The model's log-probability of ``language`` among the language tokens, read after
     ``<|startoftranscript|>`` as language detection reads it."""
     from transformers.models.whisper.tokenization_whisper import LANGUAGES
@@ -381,7 +381,7 @@ def test_a_one_language_set_does_not_teach_language_detection_that_language(
     heard = synthesize("good morning to you all", "en", seed=9)
     features = processor(heard, sampling_rate=16000, return_tensors="pt").input_features
     base = load_whisper(str(tiny_whisper_multi)).eval()
-    before = _language_probability(base, features, processor.tokenizer, "zh")
+    before = _language_log_probability(base, features, processor.tokenizer, "zh")
 
     def tuned_zh(name: str, **options) -> float:
         config = finetune_config(
@@ -391,7 +391,7 @@ def test_a_one_language_set_does_not_teach_language_detection_that_language(
         model = PeftModel.from_pretrained(
             load_whisper(str(tiny_whisper_multi)), result.final_checkpoint
         )
-        return _language_probability(model.eval(), features, processor.tokenizer, "zh")
+        return _language_log_probability(model.eval(), features, processor.tokenizer, "zh")
 
     kept = tuned_zh("auto")
     assert "language token not trained: the training data are in one language (zh)" in (

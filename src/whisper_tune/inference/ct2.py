@@ -104,7 +104,7 @@ class CT2Transcriber:
 
         def segments() -> Iterator[Segment]:
             for raw in until_cancelled(raw_segments, options.cancel):
-                yield _segment(raw, 0.0, duration)
+                yield _segment(raw, duration)
 
         info = TranscriptionInfo(
             language=first_info.language,
@@ -131,9 +131,7 @@ class CT2Transcriber:
         segments = list(until_cancelled(raw, options.cancel))
         unsure = any(
             policy.fails(s.avg_logprob, s.compression_ratio)
-            and not (
-                policy.hallucination_guard and policy.is_silence(s.no_speech_prob, s.avg_logprob)
-            )
+            and not policy.drops_as_silence(s.no_speech_prob, s.avg_logprob)
             for s in segments
         )
         if not unsure or len(policy.temperature) == 1:
@@ -267,9 +265,7 @@ class CT2Transcriber:
         avg_logprob = cumulative / (len(tokens) + 1)
         text = tokenizer.decode(tokens).strip()
         ratio = get_compression_ratio(text)
-        silence = policy.hallucination_guard and policy.is_silence(
-            result.no_speech_prob, avg_logprob
-        )
+        silence = policy.drops_as_silence(result.no_speech_prob, avg_logprob)
         if policy.fails(avg_logprob, ratio) and not silence and len(policy.temperature) > 1:
             return None
         if silence:
@@ -389,12 +385,12 @@ def _ctranslate2_log_level(level: int) -> Iterator[None]:
         ctranslate2.set_log_level(previous)
 
 
-def _segment(raw, offset: float, limit: float) -> Segment:
-    """Our Segment from faster-whisper's, ``offset`` seconds later; times past the end of the
-    audio (``limit``), which the model sometimes predicts, are clipped to it."""
+def _segment(raw, limit: float) -> Segment:
+    """Our Segment from faster-whisper's; times past the end of the audio (``limit``), which
+    the model sometimes predicts, are clipped to it."""
 
     def time(seconds: float) -> float:
-        return round(min(offset + seconds, limit), 3)
+        return round(min(seconds, limit), 3)
 
     words = tuple(
         Word(

@@ -58,14 +58,11 @@ class _Decoded:
 
     def needs_fallback(self, policy: DecodingPolicy) -> bool:
         """Decode again hotter: the text compresses too well, is unlikely or (guarded) loops."""
-        if self.is_silence(policy):
+        if policy.is_silence(self.no_speech_prob, self.avg_logprob):
             return False
         return policy.fails(self.avg_logprob, self.compression_ratio) or (
             policy.hallucination_guard and degenerate_reason(self.text, policy.guard)
         )
-
-    def is_silence(self, policy: DecodingPolicy) -> bool:
-        return policy.is_silence(self.no_speech_prob, self.avg_logprob)
 
 
 class _Prompt:
@@ -177,9 +174,8 @@ class HFTranscriber:
         import torch
 
         with torch.inference_mode():
-            logits = self._first_logits(self._encode(self._features([audio], self.audio_context)))[
-                0
-            ]
+            features = self._features([audio], self.audio_context)
+            logits = self._first_logits(self._encode(features))[0]
         ids = list(self.language_ids.values())
         probs = logits[ids].float().softmax(-1)
         best = int(probs.argmax())
@@ -210,7 +206,7 @@ class HFTranscriber:
             window = audio[seek : seek + WINDOW_SAMPLES]
             (decoded,) = self._decode([window], language, options, prompt.tokens(), policy)
             duration = len(window) / SAMPLE_RATE
-            if decoded.is_silence(policy) and policy.hallucination_guard:
+            if policy.drops_as_silence(decoded.no_speech_prob, decoded.avg_logprob):
                 prompt.advance([], decoded.temperature)
                 seek += len(window)
                 continue
@@ -238,7 +234,7 @@ class HFTranscriber:
             windows = [audio[start:end] for start, end in batch]
             decoded = self._decode(windows, language, options, prompt.tokens(), policy)
             for (start, end), result in zip(batch, decoded, strict=True):
-                if result.is_silence(policy) and policy.hallucination_guard:
+                if policy.drops_as_silence(result.no_speech_prob, result.avg_logprob):
                     prompt.advance([], result.temperature)
                     continue
                 pieces, _ = self._pieces(result, options)

@@ -57,6 +57,11 @@ class DecodingPolicy:
         """A window the model thinks is silence and decoded into unlikely tokens."""
         return no_speech_prob > self.no_speech_threshold and avg_logprob < self.log_prob_threshold
 
+    def drops_as_silence(self, no_speech_prob: float, avg_logprob: float) -> bool:
+        """A window whose text the hallucination guard drops: the guard is on and the window
+        is silence (:meth:`is_silence`)."""
+        return self.hallucination_guard and self.is_silence(no_speech_prob, avg_logprob)
+
     def fails(self, avg_logprob: float, compression_ratio: float) -> bool:
         """Text that would be decoded again at the next temperature: too repetitive or too
         unlikely."""
