@@ -9,14 +9,17 @@ recorded speech), side by side in one run, CTranslate2 int8, one call per clip, 
   ``--audio_ctx full``, ``auto`` (2 s floor) and ``200`` (a 4 s floor),
 
 giving seconds per set of clips by length, the speed ratio full / short, and WER by length
-and source. The tuning is part of the run (a few minutes on a CPU); ``--steps`` sets it.
+and source. The tuning is part of the run (a few minutes on a CPU); ``--steps`` sets it. Its
+training clips are labelled the way unlabelled audio is: ``whisper-tune label`` with stock
+tiny.en, the model the tuning distils from (``--script_labels``: their scripts instead).
 
-Usage: ``python -m bench.audio_ctx [--smoke] [--steps N] [--keep DIR] [--tuned_model DIR]
-[--output FILE]``.
+Usage: ``python -m bench.audio_ctx [--smoke] [--steps N] [--audio_ctx_weight W]
+[--script_labels] [--keep DIR] [--tuned_model DIR] [--output FILE]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -75,15 +78,22 @@ def heldout_sets(smoke: bool) -> dict[str, list[Speech]]:
     sentences = list(ENGLISH_GENERAL[1::2])[: 4 if smoke else 12]
     singles = spoken(sentences, seed=500)
     synthetic = singles + _pairs(singles)
-    real = [Speech(load_audio(u.audio_path), u.sentence) for u in real_speech()]
+    recorded = real_speech(3 if smoke else None)
+    real = [Speech(load_audio(u.audio_path), u.sentence) for u in recorded]
     sets = {"synthetic": synthetic, "recorded": real}
     return {name: [s for s in clips if _bucket(s.seconds)] for name, clips in sets.items()}
 
 
-def training_manifest(folder: Path, smoke: bool) -> Path:
+def training_manifest(folder: Path, smoke: bool, script_labels: bool = False) -> Path:
     """Synthetic clips of 0.5-10 s (general sentences not held out, domain sentences, their
-    first three words, pairs of sentences, at three speeds) as a manifest with transcripts."""
+    first three words, pairs of sentences, at three speeds) as a training manifest: labelled
+    by stock tiny.en with ``whisper-tune label`` (its defaults: VAD, timestamps, filters), as
+    unlabelled audio would be, or with ``script_labels`` by the sentences they were made from."""
     from whisper_tune.corpus_text import ENGLISH_DOMAIN, ENGLISH_GENERAL
+    from whisper_tune.engine_settings import EngineSettings
+    from whisper_tune.inference import TranscribeOptions
+    from whisper_tune.label.filters import LabelFilters
+    from whisper_tune.label.run import label_files
     from whisper_tune.synth import save_wav, synthesize
 
     texts = list(ENGLISH_GENERAL[0::2]) + list(ENGLISH_DOMAIN)
@@ -93,31 +103,37 @@ def training_manifest(folder: Path, smoke: bool) -> Path:
     clips = [
         Speech(synthesize(t, "en", TRAIN_SPEEDS[i % 3], seed=i), t) for i, t in enumerate(texts)
     ]
-    lines = []
-    for i, speech in enumerate(clips + _pairs(clips)):
-        if speech.seconds > 10.5:
-            continue
-        path = save_wav(folder / f"train{i}.wav", speech.audio)
-        lines.append(json.dumps({"audio": {"path": str(path)}, "sentence": speech.text}))
+    chosen = [s for s in clips + _pairs(clips) if s.seconds <= 10.5]
+    paths = [save_wav(folder / f"train{i}.wav", s.audio) for i, s in enumerate(chosen)]
     manifest = folder / "train.jsonl"
-    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if script_labels:
+        lines = [
+            json.dumps({"audio": {"path": str(path)}, "sentence": speech.text})
+            for path, speech in zip(paths, chosen, strict=True)
+        ]
+        manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return manifest
+    options = TranscribeOptions(language="en", beam_size=5, vad_filter=True)
+    summary = label_files(paths, EngineSettings(MODEL), options, LabelFilters(), manifest)
+    print(summary.text(), file=sys.stderr, flush=True)
     return manifest
 
 
-def tune(folder: Path, steps: int, smoke: bool, ctx_weight: float = CTX_WEIGHT) -> dict:
-    """``finetune --dynamic_audio_ctx`` of tiny.en, merged and converted to CTranslate2 int8."""
+def tune(folder: Path, steps: int, smoke: bool, recipe: argparse.Namespace) -> dict:
+    """``finetune --dynamic_audio_ctx`` of tiny.en, merged and converted to CTranslate2 int8;
+    ``recipe`` holds the bench's --audio_ctx_weight and --script_labels."""
     from whisper_tune.convert.ct2_export import convert_to_ct2
     from whisper_tune.merge import merge_lora
     from whisper_tune.train.config import FinetuneConfig
     from whisper_tune.train.trainer import finetune
 
-    manifest = training_manifest(folder, smoke)
+    manifest = training_manifest(folder, smoke, recipe.script_labels)
     config = FinetuneConfig(
         train_data=str(manifest),
         base_model=MODEL,
         output_dir=str(folder / "out"),
         dynamic_audio_ctx=True,
-        audio_ctx_weight=ctx_weight,
+        audio_ctx_weight=recipe.audio_ctx_weight,
         timestamps=True,  # half the samples with timestamps: transcribe decodes with them
         freeze_encoder_layers=0,
         max_steps=steps,
@@ -143,7 +159,13 @@ def tune(folder: Path, steps: int, smoke: bool, ctx_weight: float = CTX_WEIGHT) 
         "last_loss": result.last_loss,
         "recipe": "finetune --dynamic_audio_ctx --timestamps --freeze_encoder_layers 0 --max_steps "
         f"{steps} --per_device_train_batch_size {BATCH} --learning_rate {LEARNING_RATE} "
-        f"--audio_ctx_weight {ctx_weight} (LoRA r 32)",
+        f"--audio_ctx_weight {recipe.audio_ctx_weight}"
+        + " (LoRA r 32)"
+        + (
+            ", on the clips' scripts"
+            if recipe.script_labels
+            else ", on stock tiny.en's labels (whisper-tune label)"
+        ),
     }
 
 
@@ -266,6 +288,12 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         help=f"the tuning's --audio_ctx_weight (default {CTX_WEIGHT:g}, finetune's default)",
     )
     parser.add_argument(
+        "--script_labels",
+        action="store_true",
+        help="train on the sentences the clips were synthesised from, not on stock tiny.en's "
+        "labels of them (the recipe for unlabelled audio: whisper-tune label, then finetune)",
+    )
+    parser.add_argument(
         "--keep", type=Path, default=None, help="folder that keeps the training data and models"
     )
     parser.add_argument(
@@ -282,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         if args.tuned_model:
             record["tuning"] = {"ct2_dir": args.tuned_model}
         else:
-            record["tuning"] = tune(folder, steps, args.smoke, args.audio_ctx_weight)
+            record["tuning"] = tune(folder, steps, args.smoke, args)
         sets = heldout_sets(args.smoke)
         models = {"stock": MODEL, "tuned": record["tuning"].pop("ct2_dir")}
         measured = measure(models, sets, args.repeats, args.warmup)

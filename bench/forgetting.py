@@ -19,7 +19,9 @@ Variants, each one ``whisper-tune finetune`` run from the same data and seed:
   English speech disjoint from the general test set, at the default --replay_ratio;
   language_id_loss auto: the language token out of the loss on a one-language set);
 * ``default``: the options ``whisper-tune finetune`` uses when none are given;
-* ``default+replay+kl``: a candidate default.
+* ``default+replay+kl``: a candidate default;
+* ``default+dynamic_audio_ctx``: the default with ``--dynamic_audio_ctx`` (issue 24), scored
+  at its own short audio contexts (``--audio_ctx auto``) against ``default``'s 30 s windows.
 
 Each tuned model is merged and converted to CTranslate2 int8 (as the demo ships it), then every
 model of a case, the stock one first, is scored in one evaluate run per test set, the way the
@@ -90,6 +92,9 @@ VARIANTS = {
     "+freeze_encoder": Variant(PLAIN | {"freeze_encoder": True}),
     "default": Variant({}),
     "default+replay+kl": Variant({"kl_weight": KL_WEIGHT}, replay=True),
+    # issue 24: the domain fine-tune and the audio-context one in one run, scored (as every
+    # row) with evaluate's --audio_ctx auto: its short clips at their own length
+    "default+dynamic_audio_ctx": Variant({"dynamic_audio_ctx": True}),
 }
 
 

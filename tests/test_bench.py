@@ -223,6 +223,26 @@ def test_cli_explains_where_the_benchmarks_are(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_audio_ctx_smoke(tmp_path):
+    """bench/audio_ctx.py end to end: training clips labelled by stock tiny.en (whisper-tune
+    label), one --dynamic_audio_ctx step, merge, int8 conversion, then every (model,
+    --audio_ctx) configuration timed and scored on held-out clips by length."""
+    from bench import audio_ctx
+
+    record = audio_ctx.main(["--smoke", "--keep", str(tmp_path), "--output", str(tmp_path / "a")])
+    assert record["tuning"]["steps"] == 1 and "whisper-tune label" in record["tuning"]["recipe"]
+    labelled = [json.loads(line) for line in (tmp_path / "train.jsonl").open()]
+    assert labelled and all(line["sentence"] and line["sentences"] for line in labelled)
+    rows = {(r["model"], r["audio_ctx"]): r for r in record["rows"]}
+    assert set(rows) == set(audio_ctx.CONFIGS)
+    assert record["clips_per_bucket"]["all"] >= 5
+    assert rows[("stock", "full")]["wer"]["all"] < 0.3  # real transcripts, not garbage
+    for row in rows.values():
+        assert all(_finite_positive(v) for v in row["seconds"].values()), row
+    assert _finite_positive(record["goal"]["speedup"])
+
+
 def test_forgetting_smoke_on_tiny_random_models(tmp_path, tiny_whisper_multi):
     """bench/forgetting.py end to end on a tiny random multilingual model: the seed's plain
     recipe and a replay + KL run trained, merged, converted to int8 and scored beside the stock

@@ -259,3 +259,27 @@ def test_merged_fine_tune_runs_in_whisper_cpp(clip, tmp_path):
     exported = read_ggml(out).tensor("decoder.blocks.1.attn.query.weight")
     np.testing.assert_array_equal(exported, merged_state[name].astype(np.float16))
     assert not np.array_equal(exported, base_state[name].astype(np.float16))
+
+
+@pytest.mark.slow
+def test_a_marked_model_is_checked_at_the_clips_own_audio_context(clip, tmp_path):
+    """export-ggml's check of a model marked for dynamic audio context runs whisper.cpp with
+    ``-ac`` (the clip's positions) and Transformers on the same short encoder input."""
+    import shutil
+
+    from whisper_tune.audio_context import ContextRule, frames_of, write_marker
+    from whisper_tune.resolve import resolve_hf_model
+
+    marked = tmp_path / "tiny.en-marked"  # stock weights: the marker is what is tested here
+    shutil.copytree(resolve_hf_model("tiny.en"), marked)
+    write_marker(marked)
+    out = tmp_path / "ggml-marked.bin"
+    report = export_ggml(marked, out, check_audio=clip)
+    audio = load_audio(clip)
+    check = report["check"]
+    assert check["audio_ctx"] == ContextRule().positions(frames_of(len(audio))) < 1500
+    assert check["same_text"], json.dumps(check, indent=1)
+    assert "quick brown fox" in check["whisper_cpp_normalized"]
+    # the context reaches whisper.cpp: this stock model given 2 s of its ~4 s clip goes wrong
+    heard_in_2_s = normalize_english(whisper_cpp_text(out, audio, None, 100))
+    assert heard_in_2_s != check["whisper_cpp_normalized"]

@@ -15,7 +15,9 @@ English-only and multilingual models. Matrices are f16 (or f32); --quantize q8_0
 whisper.cpp's own ggml quantizer (needs pywhispercpp). The file is written under a temporary
 name, read back and checked, then renamed into place. With --check_audio, whisper.cpp
 (pywhispercpp) transcribes the clip from the new file and its text is compared with the
-Hugging Face model's greedy transcript; exit status 1 when they differ.
+Hugging Face model's greedy transcript; exit status 1 when they differ. A model fine-tuned
+with --dynamic_audio_ctx is checked as it runs: both engines encode only the clip's own
+audio context (whisper.cpp's -ac).
 """
 
 
@@ -86,7 +88,8 @@ def _run(args: argparse.Namespace) -> int:
     check = report.get("check")
     if check is None:
         return 0
-    print(f"check on {check['audio']} (language {check['language']}, greedy decoding):")
+    context = "30 s window" if check["audio_ctx"] == "full" else f"-ac {check['audio_ctx']}"
+    print(f"check on {check['audio']} (language {check['language']}, {context}, greedy decoding):")
     print(f"  whisper.cpp:  {check['whisper_cpp_text']}")
     print(f"  Transformers: {check['hf_text']}")
     print("  same words" if check["same_text"] else "  WORDS DIFFER (after normalisation)")

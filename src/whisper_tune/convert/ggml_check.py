@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from whisper_tune.audio import SAMPLE_RATE, load_audio
+from whisper_tune.audio_context import FRAMES_PER_POSITION, frames_of, read_marker
 from whisper_tune.convert.parity import hf_greedy_ids
 from whisper_tune.errors import AudioError, ModelError, WhisperTuneError
 from whisper_tune.inference.ggml_format import F32_HINT, check_ggml_file
@@ -47,7 +48,9 @@ def check_ggml(
     and whether they match once normalised.
 
     A multilingual model decodes in ``language``, or else in the language the Hugging Face
-    model detects, with both engines.
+    model detects, with both engines. A model marked for a short audio context
+    (``finetune --dynamic_audio_ctx``) is checked as it will run: both engines encode only the
+    clip's own context (``audio_ctx`` positions, whisper.cpp's ``-ac``).
     """
     audio = load_audio(audio_path)
     seconds = len(audio) / SAMPLE_RATE
@@ -57,13 +60,18 @@ def check_ggml(
             f"{MAX_CHECK_SECONDS:.0f} s (one window, decoded in one go by both engines)"
         )
     reference = resolve_hf_model(str(model_ref), local_files_only)
-    hf_text, code = hf_greedy_text(reference, audio, language_code(language), local_files_only)
-    cpp_text = whisper_cpp_text(ggml_path, audio, code)
+    rule = read_marker(reference)
+    positions = rule.positions(frames_of(len(audio))) if rule else None
+    hf_text, code = hf_greedy_text(
+        reference, audio, language_code(language), local_files_only, positions
+    )
+    cpp_text = whisper_cpp_text(ggml_path, audio, code, positions)
     options = TextOptions(remove_pun=True, english_normalizer=code in (None, "en"))
     hf_norm, cpp_norm = options.apply(hf_text).lower(), options.apply(cpp_text).lower()
     return {
         "audio": str(audio_path),
         "language": code or "en",
+        "audio_ctx": positions or "full",
         "hf_text": hf_text,
         "whisper_cpp_text": cpp_text,
         "hf_normalized": hf_norm,
@@ -73,10 +81,14 @@ def check_ggml(
 
 
 def hf_greedy_text(
-    model_ref: str, audio: np.ndarray, language: str | None, local_files_only: bool = False
+    model_ref: str,
+    audio: np.ndarray,
+    language: str | None,
+    local_files_only: bool = False,
+    audio_ctx: int | None = None,
 ) -> tuple[str, str | None]:
-    """Greedy transcript of one ≤30 s clip and the language it was decoded in (``None`` for an
-    English-only model)."""
+    """Greedy transcript of one ≤30 s clip (with ``audio_ctx``: its encoder on that many
+    positions) and the language it was decoded in (``None`` for an English-only model)."""
     import torch
 
     from whisper_tune.models import load_processor, load_whisper
@@ -93,12 +105,16 @@ def hf_greedy_text(
             language = processor.tokenizer.convert_ids_to_tokens(token).strip("<|>")
     else:
         language = None
-    ids = hf_greedy_ids(model, features, language)
+    frames = audio_ctx * FRAMES_PER_POSITION if audio_ctx else None
+    ids = hf_greedy_ids(model, features, language, frames)
     return processor.tokenizer.decode(ids, skip_special_tokens=True).strip(), language
 
 
-def whisper_cpp_text(ggml_path: str | Path, audio: np.ndarray, language: str | None) -> str:
-    """whisper.cpp's greedy transcript of ``audio`` with the model file ``ggml_path``.
+def whisper_cpp_text(
+    ggml_path: str | Path, audio: np.ndarray, language: str | None, audio_ctx: int | None = None
+) -> str:
+    """whisper.cpp's greedy transcript of ``audio`` with the model file ``ggml_path`` (with
+    ``audio_ctx``: its encoder on that many positions, ``-ac``).
 
     whisper.cpp runs in a child process: a file it cannot load becomes an error quoting its
     loader's log rather than a crash of this process.
@@ -114,6 +130,7 @@ def whisper_cpp_text(ggml_path: str | Path, audio: np.ndarray, language: str | N
         samples = Path(tmp) / "audio.npy"
         np.save(samples, np.ascontiguousarray(audio, dtype=np.float32))
         command = [sys.executable, "-m", __name__, str(path), str(samples), language or "en"]
+        command.append(str(audio_ctx or 0))  # 0: whisper.cpp's full window
         env = {**os.environ, "GGML_NO_BACKTRACE": "1"}  # no gdb attach on a failed assertion
         proc = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     lines = proc.stdout.splitlines()
@@ -128,7 +145,7 @@ def whisper_cpp_text(ggml_path: str | Path, audio: np.ndarray, language: str | N
     return json.loads(lines[-1][len(_RESULT) :])
 
 
-def _transcribe(ggml_path: str, samples_path: str, language: str) -> str:
+def _transcribe(ggml_path: str, samples_path: str, language: str, audio_ctx: str) -> str:
     """Child-process side of :func:`whisper_cpp_text`."""
     from pywhispercpp.model import Model
 
@@ -147,9 +164,10 @@ def _transcribe(ggml_path: str, samples_path: str, language: str) -> str:
         no_timestamps=True,
         suppress_nst=True,
         no_context=True,
+        audio_ctx=int(audio_ctx),
     )
     return " ".join(segment.text.strip() for segment in segments).strip()
 
 
 if __name__ == "__main__":
-    print(_RESULT + json.dumps(_transcribe(*sys.argv[1:4])), flush=True)
+    print(_RESULT + json.dumps(_transcribe(*sys.argv[1:5])), flush=True)

@@ -125,16 +125,23 @@ def greedy_parity(
     return result
 
 
-def hf_greedy_ids(model, features, language: str | None) -> list[int]:
+def hf_greedy_ids(model, features, language: str | None, frames: int | None = None) -> list[int]:
     """The reference decode of every conversion check: a Hugging Face Whisper's greedy tokens
     for one window of log-mel ``features`` (in ``language`` for a multilingual model), capped
-    at half the text context as CTranslate2 and openai/whisper cap a decode."""
+    at half the text context as CTranslate2 and openai/whisper cap a decode. With ``frames``
+    the encoder reads only the window's first ``frames`` (a short audio context)."""
     import torch
+
+    from whisper_tune.models import encode_audio
 
     kwargs = {"language": language, "task": "transcribe"} if language else {}
     with torch.no_grad():
+        if frames is None:
+            inputs = {"input_features": features}
+        else:
+            inputs = {"encoder_outputs": encode_audio(model.get_encoder(), features[..., :frames])}
         generated = model.generate(
-            features,
+            **inputs,
             num_beams=1,
             do_sample=False,
             max_new_tokens=model.config.max_target_positions // 2,
