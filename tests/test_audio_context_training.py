@@ -32,40 +32,58 @@ CONTEXT_TRAINING = dict(
 )
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_whisper_en_4x, finetune_config):
-    """(result, logged ctx_kl per step) of a 4-step --dynamic_audio_ctx run on three clips
-    (0.7-2.6 s)."""
-    folder = tmp_path_factory.mktemp("ctx_train")
+def _train(folder, model, finetune_config, **extra) -> tuple:
+    """(result, logged ctx_kl per step, "base" for each step that ran the base model as the
+    teacher) of a 4-step --dynamic_audio_ctx run on three clips (0.7-2.6 s)."""
     lines = []
     for i, text in enumerate(TEXTS):
         write_wav(folder / f"c{i}.wav", synthesize(text, "en", seed=i))
         lines.append({"audio": {"path": f"c{i}.wav"}, "sentence": text})
     (folder / "train.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     kls: list[float] = []
-    log = distill.DistillingTrainer.log
+    teachers: list[str] = []
+    log, reference = distill.DistillingTrainer.log, distill.reference_logits
 
-    def spy(self, logs, start_time=None):
+    def log_spy(self, logs, start_time=None):
         log(self, logs, start_time)
         if "ctx_kl" in logs:
             kls.append(logs["ctx_kl"])
 
+    def reference_spy(model, inputs):
+        teachers.append("base")
+        return reference(model, inputs)
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(distill.DistillingTrainer, "log", spy)
+        patch.setattr(distill.DistillingTrainer, "log", log_spy)
+        patch.setattr(distill, "reference_logits", reference_spy)
         config = finetune_config(
-            folder / "train.jsonl", tiny_whisper_en_4x, folder / "out", **CONTEXT_TRAINING
+            folder / "train.jsonl", model, folder / "out", **CONTEXT_TRAINING | extra
         )
-        return finetune(config), kls
+        return finetune(config), kls, teachers
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_whisper_en_4x, finetune_config):
+    return _train(tmp_path_factory.mktemp("ctx_train"), tiny_whisper_en_4x, finetune_config)
 
 
 def test_training_reduces_the_context_distillation_and_marks_the_checkpoint(trained):
-    result, kls = trained
+    result, kls, teachers = trained
+    assert teachers == []  # the default teacher: the model's own full window, not the base
     record = json.loads((result.final_checkpoint / "run_config.json").read_text())
     assert record["dynamic_audio_ctx"] is True
     assert len(kls) == 4 and all(k > 0 for k in kls)
     assert np.mean(kls[-2:]) < 0.6 * kls[0], kls
     for checkpoint in (result.final_checkpoint, result.best_checkpoint):
         assert read_marker(checkpoint) == ContextRule()
+
+
+def test_the_base_model_as_teacher(tmp_path, tiny_whisper_en_4x, finetune_config):
+    _, kls, teachers = _train(
+        tmp_path, tiny_whisper_en_4x, finetune_config, audio_ctx_teacher="base"
+    )
+    assert teachers == ["base"] * 4
+    assert np.mean(kls[-2:]) < 0.6 * kls[0], kls
 
 
 def test_kl_weight_with_dynamic_audio_ctx_is_refused(tmp_path, tiny_whisper_en, finetune_config):
@@ -80,7 +98,7 @@ def test_merge_convert_and_export_ggml_keep_the_marker(trained, tmp_path):
     from whisper_tune.convert.ct2_export import convert_to_ct2
     from whisper_tune.merge import merge_lora
 
-    result, _ = trained
+    result, _, _ = trained
     merged = merge_lora(result.final_checkpoint, tmp_path / "models")
     assert read_marker(merged) == ContextRule()
     ct2_dir = tmp_path / "ct2"

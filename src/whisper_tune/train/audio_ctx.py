@@ -4,14 +4,19 @@ Whisper pads every clip to a 30 s window; a model taught to read a window cut to
 own length (:class:`whisper_tune.audio_context.ContextRule`, as inference cuts it) encodes short
 clips several times faster. Each training batch runs:
 
-- the base model (adapter disabled, no gradient) on the full 30 s windows: the teacher;
+- the teacher on the full 30 s windows: by default (``--audio_ctx_teacher self``) the adapted
+  model itself, trained on the labels as an ordinary fine-tune and detached as the teacher;
+  with ``base`` the base model (adapter disabled, no gradient);
 - the adapted model with its encoder on each clip's own frames (clips grouped by context
   length, each group one encoder pass): the student.
 
 The loss is ``audio_ctx_weight × KL(teacher || student)`` over the label positions, plus the
-usual cross-entropy of the student on the labels, so a domain fine-tune and the context
-adaptation are one run (:class:`whisper_tune.train.distill.DistillingTrainer` adds them up).
-The logs show the KL as ``ctx_kl``.
+student's cross-entropy on the labels (and the full pass's, with ``self``), so a domain
+fine-tune and the context adaptation are one run
+(:class:`whisper_tune.train.distill.DistillingTrainer` adds them up). A base-model teacher
+pulls the short context back towards what the base model says, domain words included; the
+model's own full window asks it to agree with what the fine-tune learns. The logs show the KL
+as ``ctx_kl``.
 """
 
 from __future__ import annotations

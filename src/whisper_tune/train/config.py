@@ -125,17 +125,26 @@ class FinetuneConfig:
     dynamic_audio_ctx: bool = option(
         False,
         help="teach the model short clips encoded at their own length (transcribe --audio_ctx "
-        "auto: 2x+ faster on short audio): the loss adds --audio_ctx_weight x KL from the base "
-        "model's full 30 s window (adapter off) to the adapted model on the clip's frames, "
-        "rounded up to whole seconds (2 s floor); labels keep their cross-entropy, so this "
+        "auto: 2x+ faster on short audio): the loss adds --audio_ctx_weight x KL from a full "
+        "30 s window (--audio_ctx_teacher) to the adapted model on the clip's frames, rounded "
+        "up to whole seconds (2 s floor); labels keep their cross-entropy, so this "
         "combines with a domain fine-tune. Marks the checkpoint (merge, convert and "
         "export-ggml keep the mark); no encoder cache",
         group=CONTEXT,
     )
     audio_ctx_weight: float = option(
         1.0,
-        help="--dynamic_audio_ctx: weight of the KL to the full-window base model",
+        help="--dynamic_audio_ctx: weight of the KL to the full-window teacher",
         group=CONTEXT,
+    )
+    audio_ctx_teacher: str = option(
+        "self",
+        help="--dynamic_audio_ctx: whose full 30 s window the short-context pass is pulled "
+        "towards: 'self', the model being trained (its full windows also learn the "
+        "transcripts, as a plain fine-tune), so the domain it learns is not pulled back; "
+        "'base', the model it started from (adapter off, no gradient)",
+        group=CONTEXT,
+        choices=("self", "base"),
     )
     replay_data: str | None = option(
         None,

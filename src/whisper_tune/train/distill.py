@@ -22,7 +22,11 @@ from whisper_tune.train.metric_eval import SelectingTrainer
 def reference_logits(model, inputs: dict) -> torch.Tensor:
     """The base model's logits on ``inputs``: ``model`` (a PeftModel) with its adapter off."""
     with torch.no_grad(), model.disable_adapter():
-        return model(**{k: v for k, v in inputs.items() if k != "labels"}).logits
+        return model(**_without_labels(inputs)).logits
+
+
+def _without_labels(inputs: dict) -> dict:
+    return {k: v for k, v in inputs.items() if k != "labels"}
 
 
 def kl_to_reference(
@@ -66,12 +70,14 @@ class DistillingTrainer(SelectingTrainer):
         kl_weight: float = 0.0,
         audio_context: ContextRule | None = None,
         audio_ctx_weight: float = 1.0,
+        audio_ctx_teacher: str = "base",
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.kl_weight = kl_weight
         self.audio_context = audio_context
         self.audio_ctx_weight = audio_ctx_weight
+        self.audio_ctx_teacher = audio_ctx_teacher
         if audio_context is not None:
             self.loss_is_scaled_for_ga = False  # a mean per batch, as the KL term is
         self._logged: dict[str, list[torch.Tensor]] = {}
@@ -109,14 +115,23 @@ class DistillingTrainer(SelectingTrainer):
         return (loss, outputs) if return_outputs else loss
 
     def _context_loss(self, model, inputs, frames, return_outputs: bool):
-        """Cross-entropy of the truncated-context pass + ``audio_ctx_weight`` × its KL to the
-        base model's full 30 s pass (see :mod:`whisper_tune.train.audio_ctx`)."""
+        """Cross-entropy of the truncated-context pass + ``audio_ctx_weight`` × its KL to a
+        full 30 s pass (see :mod:`whisper_tune.train.audio_ctx`): with ``audio_ctx_teacher``
+        "self" the adapted model's own, trained on the labels too and detached as the
+        teacher; with "base" the base model's, without gradient."""
         peft_model = self.accelerator.unwrap_model(model)
-        teacher = reference_logits(peft_model, inputs)
+        labels = inputs["labels"]
         student = truncated_logits(peft_model.get_base_model(), inputs, frames, self.audio_context)
-        kl = kl_to_reference(teacher, student, inputs["labels"])
+        loss = label_cross_entropy(student, labels)
+        if self.audio_ctx_teacher == "self":
+            full = peft_model(**_without_labels(inputs)).logits
+            loss = loss + label_cross_entropy(full, labels)
+            teacher = full.detach()
+        else:
+            teacher = reference_logits(peft_model, inputs)
+        kl = kl_to_reference(teacher, student, labels)
         self._logged.setdefault("ctx_kl", []).append(kl.detach())
-        loss = label_cross_entropy(student, inputs["labels"]) + self.audio_ctx_weight * kl
+        loss = loss + self.audio_ctx_weight * kl
         return (loss, None) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:

@@ -181,6 +181,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         kl_weight=config.kl_weight,
         audio_context=ContextRule() if config.dynamic_audio_ctx else None,
         audio_ctx_weight=config.audio_ctx_weight,
+        audio_ctx_teacher=config.audio_ctx_teacher,
     )
     if not sys.stdout.isatty():
         from transformers import PrinterCallback
