@@ -7,14 +7,16 @@ recorded speech), side by side in one run, CTranslate2 int8, one call per clip, 
   the same rounding as ``auto`` on a tuned model; a stock model was not trained for it),
 * tiny.en after a short ``finetune --dynamic_audio_ctx`` run (merged, converted to int8), with
   ``--audio_ctx full``, ``auto`` (2 s floor) and ``200`` (a 4 s floor),
+* the same tuned model exported with ``export-ggml`` (f16) in whisper.cpp, with full windows
+  and with ``auto`` (``-ac`` per clip),
 
 giving seconds per set of clips by length, the speed ratio full / short, and WER by length
 and source. The tuning is part of the run (a few minutes on a CPU); ``--steps`` sets it. Its
 training clips are labelled the way unlabelled audio is: ``whisper-tune label`` with stock
-tiny.en, the model the tuning distils from (``--script_labels``: their scripts instead).
+tiny.en, the model the tuning starts from (``--script_labels``: their scripts instead).
 
 Usage: ``python -m bench.audio_ctx [--smoke] [--steps N] [--audio_ctx_weight W]
-[--script_labels] [--keep DIR] [--tuned_model DIR] [--output FILE]``.
+[--script_labels] [--keep DIR] [--tuned DIR] [--output FILE]``.
 """
 
 from __future__ import annotations
@@ -34,14 +36,17 @@ NAME = "audio_ctx"
 MODEL = "tiny.en"
 BUCKETS = ((1.0, 3.0), (3.0, 6.0), (6.0, 10.0))  # clip seconds: [low, high)
 # (model, --audio_ctx): stock full / stock forced short / tuned full / tuned auto (2 s floor) /
-# tuned with a 4 s floor
+# tuned with a 4 s floor / the tuned model's GGML export in whisper.cpp, full and auto (-ac)
 CONFIGS = (
     ("stock", "full"),
     ("stock", "100"),
     ("tuned", "full"),
     ("tuned", "auto"),
     ("tuned", "200"),
+    ("tuned-ggml", "full"),
+    ("tuned-ggml", "auto"),
 )
+SHORT = {"stock": "100", "tuned": "auto", "tuned-ggml": "auto"}  # each model's short context
 TRAIN_SPEEDS = (0.9, 1.0, 1.15)
 # a CPU step (batch 4; the teacher's four 30 s windows dominate) took 18-26 s on the shared VM;
 # 3e-3 without warm-up wrecked the model in one step
@@ -123,6 +128,7 @@ def tune(folder: Path, steps: int, smoke: bool, recipe: argparse.Namespace) -> d
     """``finetune --dynamic_audio_ctx`` of tiny.en, merged and converted to CTranslate2 int8;
     ``recipe`` holds the bench's --audio_ctx_weight and --script_labels."""
     from whisper_tune.convert.ct2_export import convert_to_ct2
+    from whisper_tune.convert.ggml import export_ggml
     from whisper_tune.merge import merge_lora
     from whisper_tune.train.config import FinetuneConfig
     from whisper_tune.train.trainer import finetune
@@ -150,8 +156,11 @@ def tune(folder: Path, steps: int, smoke: bool, recipe: argparse.Namespace) -> d
     merged = merge_lora(result.final_checkpoint, folder / "merged", local_files_only=True)
     ct2_dir = folder / "tuned-ct2"
     convert_to_ct2(str(merged), ct2_dir, quantization="int8", check=False)
+    ggml = folder / "tuned-ggml.bin"
+    export_ggml(merged, ggml, local_files_only=True)
     return {
         "ct2_dir": str(ct2_dir),
+        "ggml": str(ggml),
         "steps": result.steps,
         "train_seconds": round(seconds, 1),
         "train_clips": sum(1 for _ in manifest.open()),
@@ -224,7 +233,7 @@ def ratios(rows: list[dict]) -> dict:
     """Speed of full windows / short context for each model, per bucket and overall."""
     by = {(r["model"], r["audio_ctx"]): r for r in rows}
     out = {}
-    for model, short in (("stock", "100"), ("tuned", "auto"), ("tuned", "200")):
+    for model, short in (*SHORT.items(), ("tuned", "200")):
         full, fast = by[(model, "full")]["seconds"], by[(model, short)]["seconds"]
         ratio = {key: round(full[key] / fast[key], 2) for key in full if fast[key] > 0}
         out[f"{model} {short}"] = ratio
@@ -297,9 +306,11 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         "--keep", type=Path, default=None, help="folder that keeps the training data and models"
     )
     parser.add_argument(
-        "--tuned_model",
+        "--tuned",
+        type=Path,
         default=None,
-        help="a CTranslate2 model already tuned (tuned-ct2 in a --keep folder): no tuning",
+        help="the --keep folder of an earlier run: its tuned-ct2 and tuned-ggml.bin are "
+        "measured again, no tuning",
     )
     args = parse_args(parser, argv, NAME)
     steps = args.steps or (1 if args.smoke else DEFAULT_STEPS)
@@ -307,12 +318,14 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     with tempfile.TemporaryDirectory(prefix="bench-audio-ctx-") as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        if args.tuned_model:
-            record["tuning"] = {"ct2_dir": args.tuned_model}
+        if args.tuned:
+            record["tuning"] = {"folder": str(args.tuned)}
+            tuned = {"ct2_dir": args.tuned / "tuned-ct2", "ggml": args.tuned / "tuned-ggml.bin"}
         else:
             record["tuning"] = tune(folder, steps, args.smoke, args)
+            tuned = {key: record["tuning"].pop(key) for key in ("ct2_dir", "ggml")}
         sets = heldout_sets(args.smoke)
-        models = {"stock": MODEL, "tuned": record["tuning"].pop("ct2_dir")}
+        models = {"stock": MODEL, "tuned": str(tuned["ct2_dir"]), "tuned-ggml": str(tuned["ggml"])}
         measured = measure(models, sets, args.repeats, args.warmup)
     record["clips_per_bucket"] = {b: len(c) for b, c in measured["buckets"].items()}
     record["clips_per_bucket"]["all"] = sum(record["clips_per_bucket"].values())

@@ -21,7 +21,8 @@ Variants, each one ``whisper-tune finetune`` run from the same data and seed:
 * ``default``: the options ``whisper-tune finetune`` uses when none are given;
 * ``default+replay+kl``: a candidate default;
 * ``default+dynamic_audio_ctx``: the default with ``--dynamic_audio_ctx`` (issue 24), scored
-  at its own short audio contexts (``--audio_ctx auto``) against ``default``'s 30 s windows.
+  at its own short audio contexts (``--audio_ctx auto``) against ``default``'s 30 s windows;
+  ``+base_teacher``: the same with ``--audio_ctx_teacher base``.
 
 Each tuned model is merged and converted to CTranslate2 int8 (as the demo ships it), then every
 model of a case, the stock one first, is scored in one evaluate run per test set, the way the
@@ -96,6 +97,9 @@ VARIANTS = {
     # issue 24: the domain fine-tune and the audio-context one in one run, scored (as every
     # row) with evaluate's --audio_ctx auto: its short clips at their own length
     "default+dynamic_audio_ctx": Variant({"dynamic_audio_ctx": True}),
+    "default+dynamic_audio_ctx+base_teacher": Variant(
+        {"dynamic_audio_ctx": True, "audio_ctx_teacher": "base"}
+    ),
 }
 
 

@@ -264,11 +264,15 @@ def test_merged_fine_tune_runs_in_whisper_cpp(clip, tmp_path):
 @pytest.mark.slow
 def test_a_marked_model_is_checked_at_the_clips_own_audio_context(clip, tmp_path):
     """export-ggml's check of a model marked for dynamic audio context runs whisper.cpp with
-    ``-ac`` (the clip's positions) and Transformers on the same short encoder input."""
+    ``-ac`` (the clip's positions) and Transformers on the same short encoder input; the
+    CTranslate2 conversion of the model, at its own short context, says the same words."""
     import shutil
 
     from whisper_tune.audio_context import ContextRule, frames_of, write_marker
+    from whisper_tune.convert.ct2_export import convert_to_ct2
+    from whisper_tune.inference import TranscribeOptions, load_transcriber
     from whisper_tune.resolve import resolve_hf_model
+    from whisper_tune.text import TextOptions
 
     marked = tmp_path / "tiny.en-marked"  # stock weights: the marker is what is tested here
     shutil.copytree(resolve_hf_model("tiny.en"), marked)
@@ -280,6 +284,18 @@ def test_a_marked_model_is_checked_at_the_clips_own_audio_context(clip, tmp_path
     assert check["audio_ctx"] == ContextRule().positions(frames_of(len(audio))) < 1500
     assert check["same_text"], json.dumps(check, indent=1)
     assert "quick brown fox" in check["whisper_cpp_normalized"]
+    ct2_dir = tmp_path / "ct2-marked"
+    convert_to_ct2(str(marked), ct2_dir, quantization="float32", check=False)
+    transcriber = load_transcriber(str(ct2_dir))  # --audio_ctx auto: the marker's short context
+    positions = []
+    encode = transcriber.model.encode
+    transcriber.model.encode = lambda f: positions.append(encode(f).shape[1]) or encode(f)
+    options = TranscribeOptions(language="en", beam_size=1, temperature=0.0, timestamps=False)
+    segments, _ = transcriber.transcribe(audio, options)
+    assert positions == [check["audio_ctx"]]
+    ct2_text = " ".join(segment.text for segment in segments)
+    ct2_normalized = TextOptions(remove_pun=True, english_normalizer=True).apply(ct2_text).lower()
+    assert ct2_normalized == check["whisper_cpp_normalized"], ct2_text
     # the context reaches whisper.cpp: this stock model given 2 s of its ~4 s clip goes wrong
     heard_in_2_s = normalize_english(whisper_cpp_text(out, audio, None, 100))
     assert heard_in_2_s != check["whisper_cpp_normalized"]
