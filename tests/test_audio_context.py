@@ -14,6 +14,7 @@ from whisper_tune.audio_context import (
     FULL,
     ContextRule,
     context_rule,
+    frames_of,
     read_marker,
     write_marker,
 )
@@ -132,6 +133,54 @@ def test_ct2_decodes_an_unsure_short_clip_again_in_a_full_window(
         assert {shape[1] for shape in shapes[1:]} == {1500} and texts == expected
     else:
         assert {shape[1] for shape in shapes} == {150} and texts
+
+
+@pytest.fixture(scope="module")
+def marked_tiny_en_ggml(tmp_path_factory):
+    """Bundled tiny.en exported for whisper.cpp (f16), marked for dynamic audio context."""
+    pytest.importorskip("pywhispercpp", reason="the ggml extra is not installed")
+    from whisper_tune.convert.ggml import export_ggml
+
+    ggml = tmp_path_factory.mktemp("marked-ggml") / "ggml-tiny.en.bin"
+    export_ggml("tiny.en", ggml, local_files_only=True)
+    write_marker(ggml)
+    return ggml
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("unsure", [False, True])
+def test_whisper_cpp_decodes_an_unsure_short_clip_again_in_a_full_window(
+    marked_tiny_en_ggml, monkeypatch, unsure
+):
+    """whisper.cpp gets the clip's own context (-ac) at temperature 0 with no fallback; only
+    when that text fails the thresholds is it decoded again at 30 s with the fallback."""
+    from whisper_tune.inference.policy import DecodingPolicy
+    from whisper_tune.synth import synthesize
+
+    speech = synthesize("the blue kettle is on the stove", "en", seed=1)
+    own = ContextRule().positions(frames_of(len(speech)))
+    options = TranscribeOptions(language="en", beam_size=1)  # the default fallback schedule
+    full = load_transcriber(str(marked_tiny_en_ggml), audio_ctx="full")
+    expected = [s.text for s in full.transcribe(speech, options)[0]]
+    transcriber = load_transcriber(str(marked_tiny_en_ggml))
+    calls = []
+    run = transcriber.model.transcribe
+
+    def spy(audio, **params):
+        calls.append((params["audio_ctx"], params["temperature_inc"]))
+        return run(audio, **params)
+
+    transcriber.model.transcribe = spy
+    checked = []
+    monkeypatch.setattr(
+        DecodingPolicy, "fails", lambda self, *scores: checked.append(scores) or unsure
+    )
+    texts = [s.text for s in transcriber.transcribe(speech, options)[0]]
+    assert own < 1500 and checked and calls[0] == (own, 0.0)  # own length, no fallback
+    if unsure:
+        assert calls[1:] == [(0, 0.2)] and texts == expected
+    else:
+        assert calls == [(own, 0.0)] and texts
 
 
 def test_ct2_keeps_30_s_for_a_stock_model_unless_told_with_a_warning(caplog):

@@ -24,6 +24,7 @@ from whisper_tune.audio_context import FULL, ContextRule, frames_of
 from whisper_tune.errors import ModelError, WhisperTuneError
 from whisper_tune.inference.chunks import WINDOW_SAMPLES
 from whisper_tune.inference.ggml_format import F32_HINT, check_ggml_file
+from whisper_tune.inference.guards import compression_ratio
 from whisper_tune.inference.postprocess import finish_segments
 from whisper_tune.inference.types import Segment, TranscribeOptions, TranscriptionInfo
 from whisper_tune.languages import check_task, language_code
@@ -38,7 +39,10 @@ class WhisperCppTranscriber:
     whisper.cpp's CPU backend cannot run), so a bad file is an error, not a crash.
     One whisper.cpp context decodes one audio at a time. With an ``audio_context`` other than
     30 s windows, a clip of at most 30 s is encoded at its own length (whisper.cpp's
-    ``audio_ctx``, which would cut every window of longer audio, so those keep 30 s).
+    ``audio_ctx``, which would cut every window of longer audio, so those keep 30 s), at the
+    first temperature only; as in the CTranslate2 engine, a text that fails the thresholds is
+    decoded again in a 30 s window with the temperature fallback, not sampled on the short
+    context.
     """
 
     engine = "whispercpp"
@@ -113,13 +117,10 @@ class WhisperCppTranscriber:
         def segments() -> Iterator[Segment]:
             if cancel is not None and cancel.is_set():
                 return
-            with self._lock:
-                raw = self.model.transcribe(
-                    audio,
-                    abort_callback=(lambda: cancel.is_set()) if cancel is not None else None,
-                    extract_probability=True,
-                    **params,
-                )
+            if params["audio_ctx"] and len(temperatures) > 1:
+                raw = self._own_length_first(audio, params, policy, cancel)
+            else:
+                raw = self._decode(audio, params, cancel)
             limit = len(audio) / SAMPLE_RATE
             for item in raw:
                 yield _segment(item, limit)
@@ -133,6 +134,33 @@ class WhisperCppTranscriber:
         # whisper.cpp times its segments itself: no timestamp tokens for the watch to count
         untimed = dataclasses.replace(options, timestamps=False)
         return finish_segments(segments(), untimed, 0, policy, language), info
+
+    def _decode(self, audio: np.ndarray, params: dict, cancel: threading.Event | None) -> list:
+        """pywhispercpp's segments of ``audio`` decoded with ``params``."""
+        with self._lock:
+            return self.model.transcribe(
+                audio,
+                abort_callback=(lambda: cancel.is_set()) if cancel is not None else None,
+                extract_probability=True,
+                **params,
+            )
+
+    def _own_length_first(
+        self, audio: np.ndarray, params: dict, policy, cancel: threading.Event | None
+    ) -> list:
+        """The clip at its own context at the first temperature; decoded again in a 30 s
+        window with the whole temperature fallback when a segment's text fails the
+        compression-ratio or log-probability threshold (whisper.cpp gives no no-speech
+        probability, so only text is judged)."""
+        first = self._decode(audio, params | {"temperature_inc": 0.0}, cancel)
+        unsure = any(
+            policy.fails(_avg_logprob(item), compression_ratio(item.text))
+            for item in first
+            if item.text.strip()
+        )
+        if not unsure:
+            return first
+        return self._decode(audio, params | {"audio_ctx": 0}, cancel)
 
     def _language(self, audio: np.ndarray, asked: str | None) -> tuple[str, float]:
         """The language to decode in: asked for, English for an English-only model, else
@@ -157,12 +185,18 @@ def _strategy(beam_size: int):
     )
 
 
+def _avg_logprob(raw) -> float:
+    """The mean token log-probability of a pywhispercpp segment (its probability is their
+    geometric mean)."""
+    probability = float(raw.probability)
+    return math.log(probability) if probability > 0 else 0.0
+
+
 def _segment(raw, limit: float) -> Segment:
     """Our Segment from pywhispercpp's (times in 10 ms steps, clipped to the audio)."""
-    probability = float(raw.probability)
     return Segment(
         start=round(min(raw.t0 / 100, limit), 3),
         end=round(min(raw.t1 / 100, limit), 3),
         text=raw.text.strip(),
-        avg_logprob=math.log(probability) if probability > 0 else 0.0,
+        avg_logprob=_avg_logprob(raw),
     )
