@@ -80,10 +80,10 @@ def heldout_sets(smoke: bool) -> dict[str, list[Speech]]:
     from whisper_tune.corpus_text import ENGLISH_GENERAL
     from whisper_tune.data.real_speech import real_speech
 
-    sentences = list(ENGLISH_GENERAL[1::2])[: 4 if smoke else 12]
+    sentences = list(ENGLISH_GENERAL[1::2])[: 2 if smoke else 12]
     singles = spoken(sentences, seed=500)
     synthetic = singles + _pairs(singles)
-    recorded = real_speech(3 if smoke else None)
+    recorded = real_speech(2 if smoke else None)
     real = [Speech(load_audio(u.audio_path), u.sentence) for u in recorded]
     sets = {"synthetic": synthetic, "recorded": real}
     return {name: [s for s in clips if _bucket(s.seconds)] for name, clips in sets.items()}
@@ -102,7 +102,7 @@ def training_manifest(folder: Path, smoke: bool, script_labels: bool = False) ->
     from whisper_tune.synth import save_wav, synthesize
 
     texts = list(ENGLISH_GENERAL[0::2]) + list(ENGLISH_DOMAIN)
-    texts = texts[:4] if smoke else texts
+    texts = texts[:2] if smoke else texts
     texts += [" ".join(text.split()[:3]) for text in texts[::2]]  # 2 s contexts need examples
     print(f"  synthesising {len(texts)} training sentences", file=sys.stderr, flush=True)
     clips = [

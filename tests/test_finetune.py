@@ -202,6 +202,7 @@ def test_resume_continues_from_the_checkpoint(
         ({"target_modules": ("q_proj", "v_proj")}, "--target_modules"),
         ({"timestamps": True}, "--timestamps True (checkpoint: False)"),
         ({"language": "fr"}, "--language 'fr' (checkpoint: None)"),
+        ({"dynamic_audio_ctx": True}, "--dynamic_audio_ctx True (checkpoint: False)"),
         ({"base_model": "tiny_whisper_multi"}, "--base_model '"),
     ],
 )

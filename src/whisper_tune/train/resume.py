@@ -29,6 +29,8 @@ MUST_MATCH = (
     "timestamps",
     "language",
     "task",
+    "dynamic_audio_ctx",
+    "audio_ctx_teacher",
 )
 MAY_DIFFER = (
     "learning_rate",
@@ -72,7 +74,8 @@ def check_resume(config: FinetuneConfig, resolved_base_model: str, world_size: i
             f"--{name} {current[name]!r} (checkpoint: {saved.get(name)!r})" for name in differ
         )
         raise WhisperTuneError(
-            f"{checkpoint / RUN_CONFIG}: cannot resume with other model or adapter settings: "
+            f"{checkpoint / RUN_CONFIG}: cannot resume with other model, adapter or target "
+            "settings: "
             f"{changes}. Use the checkpoint's settings or start a new run"
         )
     for name in MAY_DIFFER:
