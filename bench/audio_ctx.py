@@ -22,7 +22,6 @@ Usage: ``python -m bench.audio_ctx [--smoke] [--steps N] [--audio_ctx_weight W]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -95,6 +94,7 @@ def training_manifest(folder: Path, smoke: bool, script_labels: bool = False) ->
     by stock tiny.en with ``whisper-tune label`` (its defaults: VAD, timestamps, filters), as
     unlabelled audio would be, or with ``script_labels`` by the sentences they were made from."""
     from whisper_tune.corpus_text import ENGLISH_DOMAIN, ENGLISH_GENERAL
+    from whisper_tune.data.manifest import Utterance, write_manifest
     from whisper_tune.engine_settings import EngineSettings
     from whisper_tune.inference import TranscribeOptions
     from whisper_tune.label.filters import LabelFilters
@@ -112,11 +112,8 @@ def training_manifest(folder: Path, smoke: bool, script_labels: bool = False) ->
     paths = [save_wav(folder / f"train{i}.wav", s.audio) for i, s in enumerate(chosen)]
     manifest = folder / "train.jsonl"
     if script_labels:
-        lines = [
-            json.dumps({"audio": {"path": str(path)}, "sentence": speech.text})
-            for path, speech in zip(paths, chosen, strict=True)
-        ]
-        manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        utterances = [Utterance(str(p), s.text) for p, s in zip(paths, chosen, strict=True)]
+        write_manifest(manifest, utterances)
         return manifest
     options = TranscribeOptions(language="en", beam_size=5, vad_filter=True)
     summary = label_files(paths, EngineSettings(MODEL), options, LabelFilters(), manifest)

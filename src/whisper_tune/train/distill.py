@@ -70,7 +70,7 @@ class DistillingTrainer(SelectingTrainer):
         kl_weight: float = 0.0,
         audio_context: ContextRule | None = None,
         audio_ctx_weight: float = 1.0,
-        audio_ctx_teacher: str = "base",
+        audio_ctx_teacher: str = "self",
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
